@@ -1,0 +1,330 @@
+//! Agents: the components that do the work an action asks for.
+//!
+//! An [`Agent`] is small and object-safe: one method, [`Agent::call`], that receives an
+//! [`Action`] and a [`CallContext`] and returns a boxed future. For a closure, use [`agent_fn`].
+//!
+//! ```
+//! use atamo_core::agent::{agent_fn, AgentError, Reply};
+//!
+//! let mailer = agent_fn(|action, _ctx| async move {
+//!     let to = action.payload()["to"].as_str().ok_or_else(|| AgentError::permanent("no `to`"))?;
+//!     println!("mail to {to}");
+//!     Ok(Reply::done())
+//! });
+//! # let _ = mailer;
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use crate::hub::{HubHandle, PublishError, Receipt};
+use crate::ids::{ActionType, AgentId};
+use crate::message::{Action, ActionMeta, Event, MessageTemplate, Origin};
+
+/// The future an agent returns.
+pub type AgentFuture = Pin<Box<dyn Future<Output = Result<Reply, AgentError>> + Send + 'static>>;
+
+/// Something that performs actions.
+///
+/// The returned future must be `'static`: clone out of `self` what it needs (keep state behind an
+/// `Arc`), as with `tower::Service`. The hub may run many calls of one agent at once, up to the
+/// concurrency the agent was registered with. A panic in `call` or in its future fails that call
+/// with [`AgentError::Panicked`]; the hub keeps serving.
+pub trait Agent: Send + Sync + 'static {
+    /// Performs `action`.
+    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture;
+}
+
+impl<A: Agent + ?Sized> Agent for Arc<A> {
+    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
+        (**self).call(action, ctx)
+    }
+}
+
+/// An agent made from a closure; see [`agent_fn`].
+#[derive(Clone)]
+pub struct AgentFn<F>(F);
+
+/// Makes an agent from an async closure taking the action and the call context.
+pub fn agent_fn<F, Fut>(f: F) -> AgentFn<F>
+where
+    F: Fn(Action, CallContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Reply, AgentError>> + Send + 'static,
+{
+    AgentFn(f)
+}
+
+impl<F, Fut> Agent for AgentFn<F>
+where
+    F: Fn(Action, CallContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Reply, AgentError>> + Send + 'static,
+{
+    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
+        Box::pin((self.0)(action, ctx))
+    }
+}
+
+/// What a successful call returns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Reply {
+    /// An optional result value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+}
+
+impl Reply {
+    /// Done, nothing to report.
+    pub fn done() -> Self {
+        Self { payload: None }
+    }
+
+    /// Done, with a result value.
+    pub fn with(payload: Value) -> Self {
+        Self {
+            payload: Some(payload),
+        }
+    }
+}
+
+/// Why a call failed. The variant says whether trying again can help; the hub matches on it and
+/// never parses the text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AgentError {
+    /// A passing failure: trying again later may succeed (after `after`, when given).
+    #[error("retryable failure: {reason}")]
+    Retry {
+        /// What went wrong.
+        reason: String,
+        /// How long to wait before the next try, when the other side said (Retry-After).
+        #[serde(
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "crate::telemetry::ser_opt_duration_ms"
+        )]
+        after: Option<Duration>,
+    },
+    /// Trying again cannot help: bad input, refused, not found.
+    #[error("permanent failure: {reason}")]
+    Permanent {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The call took longer than allowed.
+    #[error("timed out after {}ms", .after.as_millis())]
+    Timeout {
+        /// The limit that was exceeded.
+        #[serde(serialize_with = "crate::telemetry::ser_duration_ms")]
+        after: Duration,
+    },
+    /// The agent panicked.
+    #[error("agent panicked: {message}")]
+    Panicked {
+        /// The panic message, when it was text.
+        message: String,
+    },
+    /// The agent's process or connection died during the call.
+    #[error("agent crashed: {reason}")]
+    Crashed {
+        /// What is known about it.
+        reason: String,
+    },
+    /// The call was cancelled (the hub is stopping, or the client went away).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl AgentError {
+    /// A retryable failure.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Self::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    /// A retryable failure with a hint of when to try again.
+    pub fn retry_after(reason: impl Into<String>, after: Duration) -> Self {
+        Self::Retry {
+            reason: reason.into(),
+            after: Some(after),
+        }
+    }
+
+    /// A failure that retrying cannot fix.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self::Permanent {
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether trying again may help.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Permanent { .. } | Self::Cancelled)
+    }
+}
+
+/// What an agent knows about itself and the call it is making.
+#[derive(Clone)]
+pub struct CallContext {
+    pub(crate) agent: Arc<AgentInfo>,
+    pub(crate) action: Arc<ActionMeta>,
+    pub(crate) hub: HubHandle,
+    pub(crate) cancel: Arc<CancellationToken>,
+}
+
+impl CallContext {
+    /// The id the agent is registered under.
+    pub fn agent_id(&self) -> &AgentId {
+        &self.agent.id
+    }
+
+    /// The init metadata the agent was registered with (for a generic agent: its destination).
+    pub fn metadata(&self) -> &Value {
+        &self.agent.metadata
+    }
+
+    /// Whether the call has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the call is cancelled; `select!` on it around long work.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    /// Publishes a follow-up event. It keeps the correlation id of the event that caused this
+    /// action, records this agent and action as its origin, and is never routed back to this
+    /// agent.
+    pub async fn publish(&self, mut event: Event) -> Result<Receipt, PublishError> {
+        let meta = event.meta_mut();
+        meta.correlation_id = self.action.event.correlation_id;
+        meta.origin = Some(Origin {
+            agent: self.agent.id.clone(),
+            action: self.action.id,
+        });
+        self.hub.publish(event).await
+    }
+
+    /// A handle to the hub, for anything else the agent needs to publish or ask.
+    pub fn hub(&self) -> &HubHandle {
+        &self.hub
+    }
+}
+
+/// A registered agent's description: what it handles and how it was configured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentInfo {
+    /// Its id.
+    pub id: AgentId,
+    /// The action types it handles.
+    pub handles: Vec<ActionType>,
+    /// Its init metadata.
+    pub metadata: Value,
+    /// The fields every action sent to it must carry.
+    pub action_template: MessageTemplate,
+    /// How many calls may run at once.
+    pub concurrency: usize,
+    /// How many dispatched actions may wait for it.
+    pub queue_capacity: usize,
+}
+
+/// How to register an agent: its id, the agent itself, and what it handles.
+///
+/// ```
+/// use atamo_core::agent::{agent_fn, AgentSpec, Reply};
+/// use serde_json::json;
+///
+/// let spec = AgentSpec::new("mailer", agent_fn(|_, _| async { Ok(Reply::done()) }))
+///     .handles(["email.send"])
+///     .metadata(json!({"smtp": "127.0.0.1:2525"}))
+///     .concurrency(8);
+/// assert_eq!(spec.info().handles.len(), 1);
+/// ```
+#[must_use]
+pub struct AgentSpec {
+    pub(crate) info: AgentInfo,
+    pub(crate) agent: Arc<dyn Agent>,
+}
+
+/// Default number of concurrent calls per agent.
+pub const DEFAULT_AGENT_CONCURRENCY: usize = 64;
+/// Default capacity of an agent's queue.
+pub const DEFAULT_AGENT_QUEUE: usize = 4096;
+
+impl AgentSpec {
+    /// An agent registered as `id`.
+    pub fn new(id: impl Into<AgentId>, agent: impl Agent) -> Self {
+        Self::from_arc(id, Arc::new(agent))
+    }
+
+    /// An agent already behind an `Arc`.
+    pub fn from_arc(id: impl Into<AgentId>, agent: Arc<dyn Agent>) -> Self {
+        Self {
+            info: AgentInfo {
+                id: id.into(),
+                handles: Vec::new(),
+                metadata: Value::Null,
+                action_template: MessageTemplate::any(),
+                concurrency: DEFAULT_AGENT_CONCURRENCY,
+                queue_capacity: DEFAULT_AGENT_QUEUE,
+            },
+            agent,
+        }
+    }
+
+    /// Adds action types the agent handles.
+    pub fn handles<I, T>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<ActionType>,
+    {
+        self.info.handles.extend(types.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the init metadata.
+    pub fn metadata(mut self, metadata: Value) -> Self {
+        self.info.metadata = metadata;
+        self
+    }
+
+    /// Sets the fields every action sent to this agent must carry.
+    pub fn action_template(mut self, template: MessageTemplate) -> Self {
+        self.info.action_template = template;
+        self
+    }
+
+    /// How many calls may run at once (default 64).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.info.concurrency = n;
+        self
+    }
+
+    /// How many dispatched actions may wait (default 4096). When full, routing waits, and so in
+    /// turn does `publish`: backpressure rather than unbounded memory.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.info.queue_capacity = n;
+        self
+    }
+
+    /// The description that will be registered.
+    pub fn info(&self) -> &AgentInfo {
+        &self.info
+    }
+}
+
+impl std::fmt::Debug for AgentSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSpec")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}

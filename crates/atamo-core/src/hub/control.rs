@@ -1,0 +1,565 @@
+//! The controller's side: registering what the hub routes with, listing it, and watching it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::routing::{AgentEntry, AgentStats, ProviderEntry, Routing};
+use super::worker::Worker;
+use super::{HubHandle, Shared};
+use crate::agent::{AgentInfo, AgentSpec};
+use crate::ids::{ActionType, AgentId, EventType, NameError, ProviderId, RuleId};
+use crate::message::{FieldPathError, MessageTemplate};
+use crate::rules::{ProviderScope, RuleInfo, RuleProvider};
+use crate::telemetry::{TelemetryKind, TelemetrySubscriber};
+
+/// An event type and the payload fields its events must carry.
+///
+/// ```
+/// use atamo_core::EventTypeDef;
+/// let def = EventTypeDef::new("order.created").requiring(["order.id", "customer.id"]).unwrap();
+/// assert_eq!(def.template.required.len(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventTypeDef {
+    /// The type's name.
+    pub name: EventType,
+    /// The fields its events must carry.
+    pub template: MessageTemplate,
+    /// What it means, for people.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+impl EventTypeDef {
+    /// An event type whose events may carry any payload object.
+    pub fn new(name: impl Into<EventType>) -> Self {
+        Self {
+            name: name.into(),
+            template: MessageTemplate::any(),
+            description: String::new(),
+        }
+    }
+
+    /// Requires the given dotted payload paths.
+    pub fn requiring<I, S>(mut self, paths: I) -> Result<Self, FieldPathError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.template
+            .required
+            .extend(MessageTemplate::requiring(paths)?.required);
+        Ok(self)
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn described(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+}
+
+/// An action type: something agents can do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionTypeDef {
+    /// The type's name.
+    pub name: ActionType,
+    /// What it means, for people.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+impl ActionTypeDef {
+    /// An action type.
+    pub fn new(name: impl Into<ActionType>) -> Self {
+        Self {
+            name: name.into(),
+            description: String::new(),
+        }
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn described(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+}
+
+/// A registered rule provider.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderInfo {
+    /// Its id.
+    pub id: ProviderId,
+    /// The events it is asked about.
+    pub scope: ProviderScope,
+}
+
+/// A registration or build that did not happen, with every reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", join(.problems))]
+pub struct ConfigError {
+    /// Everything that was wrong.
+    pub problems: Vec<ConfigProblem>,
+}
+
+fn join(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<ConfigProblem> for ConfigError {
+    fn from(p: ConfigProblem) -> Self {
+        Self { problems: vec![p] }
+    }
+}
+
+/// One thing wrong with a registration.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigProblem {
+    /// A name is not valid.
+    #[error(transparent)]
+    BadName(#[from] NameError),
+    /// Something of that kind and name is already registered.
+    #[error("{kind} `{name}` is already registered")]
+    Duplicate {
+        /// What kind of thing.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// Nothing of that kind and name is registered.
+    #[error("{kind} `{name}` is not registered")]
+    NotFound {
+        /// What kind of thing.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// An agent declares an action type that is not registered.
+    #[error("agent `{agent}` handles action type `{action_type}`, which is not registered")]
+    UnknownActionType {
+        /// The agent.
+        agent: AgentId,
+        /// The action type.
+        action_type: ActionType,
+    },
+    /// An agent declares no action type.
+    #[error("agent `{agent}` handles no action type; add at least one with `handles`")]
+    NoActionTypes {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A limit was set to zero.
+    #[error("agent `{agent}`: {what} must be at least 1")]
+    ZeroLimit {
+        /// The agent.
+        agent: AgentId,
+        /// Which limit.
+        what: &'static str,
+    },
+    /// An action type cannot be removed while an agent handles it.
+    #[error("action type `{action_type}` is handled by agent `{agent}`; unregister the agent first")]
+    ActionTypeInUse {
+        /// The action type.
+        action_type: ActionType,
+        /// An agent handling it.
+        agent: AgentId,
+    },
+    /// A provider is scoped to an event type that is not registered.
+    #[error("provider `{provider}` is scoped to event type `{event_type}`, which is not registered")]
+    UnknownScopeType {
+        /// The provider.
+        provider: ProviderId,
+        /// The event type.
+        event_type: EventType,
+    },
+    /// A hub setting is out of range.
+    #[error("{0}")]
+    Setting(String),
+    /// The hub is shutting down and takes no new registrations.
+    #[error("the hub is shutting down")]
+    ShuttingDown,
+}
+
+/// How full a queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// Items waiting.
+    pub len: usize,
+    /// The most that can wait.
+    pub capacity: usize,
+}
+
+/// One agent's load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentHealth {
+    /// The agent.
+    pub id: AgentId,
+    /// Its queue of dispatched actions.
+    pub queue: QueueDepth,
+    /// Calls running now.
+    pub in_flight: usize,
+    /// Calls that succeeded since registration.
+    pub succeeded: u64,
+    /// Calls that failed since registration.
+    pub failed: u64,
+}
+
+/// A point-in-time view of the hub's load.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthSnapshot {
+    /// Whether the hub takes new events.
+    pub accepting: bool,
+    /// Events accepted but not yet routed.
+    pub ingress: QueueDepth,
+    /// Every agent, by id.
+    pub agents: Vec<AgentHealth>,
+    /// Calls running now, over all agents.
+    pub in_flight_actions: usize,
+    /// Actions queued for agents, over all agents.
+    pub queued_actions: usize,
+    /// Telemetry subscribers connected.
+    pub telemetry_subscribers: usize,
+}
+
+/// The controller's handle: registers and removes event types, action types, agents and rule
+/// providers at runtime, lists them, reports health and hands out telemetry subscriptions.
+///
+/// Every change is atomic: the router sees the registry before or after it, never halfway.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Control {
+    fn update<T>(
+        &self,
+        f: impl FnOnce(&mut Routing) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        let _serial = match self.shared.control_lock.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = (**self.shared.routing.load()).clone();
+        let out = f(&mut next)?;
+        next.reindex();
+        self.shared.routing.store(Arc::new(next));
+        Ok(out)
+    }
+
+    /// Registers an event type.
+    pub fn register_event_type(&self, def: EventTypeDef) -> Result<(), ConfigError> {
+        def.name.validate().map_err(ConfigProblem::from)?;
+        self.update(|r| {
+            if r.event_types.contains_key(&def.name) {
+                return Err(duplicate("event type", &def.name).into());
+            }
+            r.event_types.insert(def.name.clone(), Arc::new(def));
+            Ok(())
+        })
+    }
+
+    /// Removes an event type; events of that type are rejected from then on.
+    pub fn unregister_event_type(&self, name: &EventType) -> Result<EventTypeDef, ConfigError> {
+        self.update(|r| {
+            r.event_types
+                .remove(name)
+                .map(|d| (*d).clone())
+                .ok_or_else(|| not_found("event type", name).into())
+        })
+    }
+
+    /// Registers an action type.
+    pub fn register_action_type(&self, def: ActionTypeDef) -> Result<(), ConfigError> {
+        def.name.validate().map_err(ConfigProblem::from)?;
+        self.update(|r| {
+            if r.action_types.contains_key(&def.name) {
+                return Err(duplicate("action type", &def.name).into());
+            }
+            r.action_types.insert(def.name.clone(), def);
+            Ok(())
+        })
+    }
+
+    /// Removes an action type that no agent handles.
+    pub fn unregister_action_type(&self, name: &ActionType) -> Result<ActionTypeDef, ConfigError> {
+        self.update(|r| {
+            if let Some(a) = r.agents.values().find(|a| a.info.handles.contains(name)) {
+                return Err(ConfigProblem::ActionTypeInUse {
+                    action_type: name.clone(),
+                    agent: a.info.id.clone(),
+                }
+                .into());
+            }
+            r.action_types
+                .remove(name)
+                .ok_or_else(|| not_found("action type", name).into())
+        })
+    }
+
+    /// Registers an agent and starts its worker. Every problem with the spec is reported.
+    pub fn register_agent(&self, spec: AgentSpec) -> Result<(), ConfigError> {
+        if !self.shared.accepting.load(Ordering::Acquire) {
+            return Err(ConfigProblem::ShuttingDown.into());
+        }
+        let AgentSpec { info, agent } = spec;
+        let id = info.id.clone();
+        let stats = Arc::new(AgentStats::default());
+        let (tx, rx) = mpsc::channel(info.queue_capacity.max(1));
+        let info = Arc::new(info);
+        self.update(|r| {
+            let mut problems = Vec::new();
+            if let Err(e) = info.id.validate() {
+                problems.push(e.into());
+            }
+            if r.agents.contains_key(&info.id) {
+                problems.push(duplicate("agent", &info.id));
+            }
+            if info.handles.is_empty() {
+                problems.push(ConfigProblem::NoActionTypes {
+                    agent: info.id.clone(),
+                });
+            }
+            for t in &info.handles {
+                if !r.action_types.contains_key(t) {
+                    problems.push(ConfigProblem::UnknownActionType {
+                        agent: info.id.clone(),
+                        action_type: t.clone(),
+                    });
+                }
+            }
+            for (what, n) in [
+                ("concurrency", info.concurrency),
+                ("queue capacity", info.queue_capacity),
+            ] {
+                if n == 0 {
+                    problems.push(ConfigProblem::ZeroLimit {
+                        agent: info.id.clone(),
+                        what,
+                    });
+                }
+            }
+            if !problems.is_empty() {
+                return Err(ConfigError { problems });
+            }
+            let entry = AgentEntry {
+                info: info.clone(),
+                tx,
+                stats: stats.clone(),
+            };
+            r.agents.insert(info.id.clone(), Arc::new(entry));
+            Ok(())
+        })?;
+        let worker = Worker::new(info, agent, stats, HubHandle::from_shared(&self.shared));
+        let span = tracing::info_span!("agent_worker", agent = %id);
+        let task = self.shared.runtime.spawn(worker.run(rx).instrument(span));
+        self.shared.track(task);
+        tracing::debug!(agent = %id, "agent registered");
+        self.shared
+            .bus
+            .emit(TelemetryKind::AgentRegistered { agent: id });
+        Ok(())
+    }
+
+    /// Removes an agent. Actions already queued for it are still delivered; its worker then
+    /// stops.
+    pub fn unregister_agent(&self, id: &AgentId) -> Result<AgentInfo, ConfigError> {
+        let info = self.update(|r| {
+            r.agents
+                .remove(id)
+                .map(|e| (*e.info).clone())
+                .ok_or_else(|| not_found("agent", id).into())
+        })?;
+        self.shared
+            .bus
+            .emit(TelemetryKind::AgentUnregistered { agent: id.clone() });
+        Ok(info)
+    }
+
+    /// Registers a rule provider for all events or for some event types.
+    pub fn register_provider(
+        &self,
+        id: impl Into<ProviderId>,
+        provider: impl RuleProvider,
+        scope: ProviderScope,
+    ) -> Result<(), ConfigError> {
+        self.register_provider_arc(id, Arc::new(provider), scope)
+    }
+
+    /// Registers a rule provider already behind an `Arc`.
+    pub fn register_provider_arc(
+        &self,
+        id: impl Into<ProviderId>,
+        provider: Arc<dyn RuleProvider>,
+        scope: ProviderScope,
+    ) -> Result<(), ConfigError> {
+        let id = id.into();
+        self.update(|r| {
+            let mut problems = Vec::new();
+            if let Err(e) = id.validate() {
+                problems.push(e.into());
+            }
+            if r.providers.iter().any(|p| p.id == id) {
+                problems.push(duplicate("provider", &id));
+            }
+            if let ProviderScope::EventTypes(types) = &scope {
+                for t in types {
+                    if !r.event_types.contains_key(t) {
+                        problems.push(ConfigProblem::UnknownScopeType {
+                            provider: id.clone(),
+                            event_type: t.clone(),
+                        });
+                    }
+                }
+            }
+            if !problems.is_empty() {
+                return Err(ConfigError { problems });
+            }
+            r.providers.push(Arc::new(ProviderEntry {
+                id: id.clone(),
+                provider,
+                scope,
+            }));
+            Ok(())
+        })?;
+        self.shared
+            .bus
+            .emit(TelemetryKind::ProviderRegistered { provider: id });
+        Ok(())
+    }
+
+    /// Removes a rule provider.
+    pub fn unregister_provider(&self, id: &ProviderId) -> Result<(), ConfigError> {
+        self.update(|r| {
+            let before = r.providers.len();
+            r.providers.retain(|p| &p.id != id);
+            if r.providers.len() == before {
+                return Err(not_found("provider", id).into());
+            }
+            Ok(())
+        })?;
+        self.shared
+            .bus
+            .emit(TelemetryKind::ProviderUnregistered {
+                provider: id.clone(),
+            });
+        Ok(())
+    }
+
+    /// The registered event types, by name.
+    pub fn event_types(&self) -> Vec<EventTypeDef> {
+        let r = self.shared.routing.load();
+        let mut v: Vec<_> = r.event_types.values().map(|d| (**d).clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// The registered action types, by name.
+    pub fn action_types(&self) -> Vec<ActionTypeDef> {
+        self.shared
+            .routing
+            .load()
+            .action_types
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The registered agents, by id.
+    pub fn agents(&self) -> Vec<AgentInfo> {
+        let r = self.shared.routing.load();
+        let mut v: Vec<_> = r.agents.values().map(|a| (*a.info).clone()).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// The registered rule providers, in the order they are asked.
+    pub fn providers(&self) -> Vec<ProviderInfo> {
+        self.shared
+            .routing
+            .load()
+            .providers
+            .iter()
+            .map(|p| ProviderInfo {
+                id: p.id.clone(),
+                scope: p.scope.clone(),
+            })
+            .collect()
+    }
+
+    /// Every rule every provider lists, with the provider that holds it.
+    pub fn rules(&self) -> Vec<(ProviderId, RuleInfo)> {
+        let r = self.shared.routing.load();
+        r.providers
+            .iter()
+            .flat_map(|p| p.provider.rules().into_iter().map(|i| (p.id.clone(), i)))
+            .collect()
+    }
+
+    /// Looks up one rule by id across providers.
+    pub fn rule(&self, id: &RuleId) -> Option<(ProviderId, RuleInfo)> {
+        self.rules().into_iter().find(|(_, r)| &r.id == id)
+    }
+
+    /// Queue depths, agents and in-flight actions now.
+    pub fn health(&self) -> HealthSnapshot {
+        let r = self.shared.routing.load();
+        let mut agents: Vec<_> = r
+            .agents
+            .values()
+            .map(|a| AgentHealth {
+                id: a.info.id.clone(),
+                queue: QueueDepth {
+                    len: a.tx.max_capacity() - a.tx.capacity(),
+                    capacity: a.tx.max_capacity(),
+                },
+                in_flight: a.stats.in_flight.load(Ordering::Relaxed),
+                succeeded: a.stats.succeeded.load(Ordering::Relaxed),
+                failed: a.stats.failed.load(Ordering::Relaxed),
+            })
+            .collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        let ingress = &self.shared.ingress;
+        HealthSnapshot {
+            accepting: self.shared.accepting.load(Ordering::Acquire),
+            ingress: QueueDepth {
+                len: ingress.max_capacity() - ingress.capacity(),
+                capacity: ingress.max_capacity(),
+            },
+            in_flight_actions: agents.iter().map(|a| a.in_flight).sum(),
+            queued_actions: agents.iter().map(|a| a.queue.len).sum(),
+            agents,
+            telemetry_subscribers: self.shared.bus.subscriber_count(),
+        }
+    }
+
+    /// Subscribes to all telemetry from now on.
+    pub fn subscribe(&self) -> TelemetrySubscriber {
+        self.shared.bus.subscribe()
+    }
+}
+
+fn duplicate(kind: &'static str, name: &impl std::fmt::Display) -> ConfigProblem {
+    ConfigProblem::Duplicate {
+        kind,
+        name: name.to_string(),
+    }
+}
+
+fn not_found(kind: &'static str, name: &impl std::fmt::Display) -> ConfigProblem {
+    ConfigProblem::NotFound {
+        kind,
+        name: name.to_string(),
+    }
+}

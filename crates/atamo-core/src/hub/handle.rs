@@ -1,0 +1,221 @@
+//! The client's side: publishing events.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::routing::RuleOutcome;
+use super::Shared;
+use crate::ids::{CorrelationId, EventId};
+use crate::message::{Event, Problem};
+use crate::rules::PlannedAction;
+use crate::telemetry::{Monitor, MonitorStream, TelemetryKind};
+
+use super::routing::Verdict;
+
+/// What the hub hands back once it has accepted an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// The event's id.
+    pub event_id: EventId,
+    /// Its correlation id.
+    pub correlation_id: CorrelationId,
+}
+
+/// Why `publish` did not accept an event. The event comes back so nothing is lost.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The event is invalid; every problem is listed.
+    #[error("event rejected: {}", join(.problems))]
+    Rejected {
+        /// The event, unchanged.
+        event: Event,
+        /// Everything wrong with it.
+        problems: Vec<Problem>,
+    },
+    /// The hub is shutting down and accepts no more events.
+    #[error("the hub is shutting down and accepts no more events")]
+    ShuttingDown {
+        /// The event, unchanged.
+        event: Event,
+    },
+}
+
+impl PublishError {
+    /// The event that was not accepted.
+    pub fn into_event(self) -> Event {
+        match self {
+            Self::Rejected { event, .. } | Self::ShuttingDown { event } => event,
+        }
+    }
+}
+
+/// Why `try_publish` did not accept an event. The event comes back so nothing is lost.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryPublishError {
+    /// The ingress queue is full right now; try again later or use `publish` to wait.
+    #[error("the hub's ingress queue is full")]
+    Full {
+        /// The event, unchanged.
+        event: Event,
+    },
+    /// The event is invalid or the hub is stopping.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+impl TryPublishError {
+    /// The event that was not accepted.
+    pub fn into_event(self) -> Event {
+        match self {
+            Self::Full { event } => event,
+            Self::Publish(e) => e.into_event(),
+        }
+    }
+}
+
+fn join(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What the hub would do with an event, computed without doing it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DryRun {
+    /// Why the event would be rejected; empty when it would be accepted.
+    pub problems: Vec<Problem>,
+    /// Each matched rule and what would become of it.
+    pub outcomes: Vec<RuleOutcome>,
+}
+
+impl DryRun {
+    /// Whether the event would be accepted.
+    pub fn accepted(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The actions that would be sent, one per agent call.
+    pub fn actions(&self) -> impl Iterator<Item = &PlannedAction> {
+        self.outcomes.iter().filter_map(|o| match &o.verdict {
+            Verdict::Dispatch(a) => Some(a),
+            _ => None,
+        })
+    }
+}
+
+/// An event on its way from a client to the router.
+pub(crate) struct Envelope {
+    pub(crate) event: Event,
+    pub(crate) monitor: Option<Monitor>,
+}
+
+/// The client's handle to a hub: publish events, monitor them, dry-run them.
+///
+/// Cheap to clone, `Send + Sync`: hand one to every task or thread that publishes.
+#[derive(Clone)]
+pub struct HubHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl HubHandle {
+    pub(crate) fn from_shared(shared: &Arc<Shared>) -> Self {
+        Self {
+            shared: shared.clone(),
+        }
+    }
+
+    fn prepare(&self, event: Event, monitor: Option<Monitor>) -> Result<Envelope, PublishError> {
+        if !self.shared.accepting.load(Ordering::Acquire) {
+            return Err(PublishError::ShuttingDown { event });
+        }
+        let problems = self.shared.routing.load().check(&event);
+        if !problems.is_empty() {
+            tracing::debug!(event_id = %event.id(), event_type = %event.event_type(), ?problems, "event rejected");
+            self.shared.bus.emit(TelemetryKind::Rejected {
+                event: event.meta.clone(),
+                problems: problems.clone().into(),
+            });
+            return Err(PublishError::Rejected { event, problems });
+        }
+        Ok(Envelope { event, monitor })
+    }
+
+    fn receipt(event: &Event) -> Receipt {
+        Receipt {
+            event_id: event.id(),
+            correlation_id: event.correlation_id(),
+        }
+    }
+
+    /// Fire and forget: returns once the event is accepted (validated and queued). When the
+    /// ingress queue is full this waits for room: backpressure, not loss.
+    ///
+    /// An invalid event is rejected with every problem listed, and a `rejected` telemetry
+    /// event; the event comes back inside the error.
+    pub async fn publish(&self, event: Event) -> Result<Receipt, PublishError> {
+        let receipt = Self::receipt(&event);
+        let env = self.prepare(event, None)?;
+        self.shared
+            .ingress
+            .send(env)
+            .await
+            .map_err(|e| PublishError::ShuttingDown { event: e.0.event })?;
+        Ok(receipt)
+    }
+
+    /// Like [`publish`](Self::publish) but never waits: when the ingress queue is full the
+    /// event comes back in [`TryPublishError::Full`].
+    pub fn try_publish(&self, event: Event) -> Result<Receipt, TryPublishError> {
+        let receipt = Self::receipt(&event);
+        let env = self.prepare(event, None)?;
+        match self.shared.ingress.try_send(env) {
+            Ok(()) => Ok(receipt),
+            Err(TrySendError::Full(env)) => Err(TryPublishError::Full { event: env.event }),
+            Err(TrySendError::Closed(env)) => Err(PublishError::ShuttingDown { event: env.event }.into()),
+        }
+    }
+
+    /// Fire and monitor: like `publish`, and also returns a stream of this event's telemetry
+    /// (accepted, rules matched, actions dispatched, their outcomes) that ends when every one of
+    /// its actions has ended.
+    pub async fn publish_monitored(
+        &self,
+        event: Event,
+    ) -> Result<(Receipt, MonitorStream), PublishError> {
+        let receipt = Self::receipt(&event);
+        let (monitor, stream) = Monitor::new();
+        let env = self.prepare(event, Some(monitor))?;
+        self.shared
+            .ingress
+            .send(env)
+            .await
+            .map_err(|e| PublishError::ShuttingDown { event: e.0.event })?;
+        Ok((receipt, stream))
+    }
+
+    /// What the hub would do with `event`: whether it would be accepted, which rules match and
+    /// which actions would be sent. Nothing is sent and no telemetry is emitted.
+    pub fn dry_run(&self, event: &Event) -> DryRun {
+        let routing = self.shared.routing.load();
+        let problems = routing.check(event);
+        let mut outcomes = Vec::new();
+        if problems.is_empty() {
+            let mut planned = Vec::new();
+            routing.plan(event, &mut Vec::new(), &mut planned);
+            outcomes = planned.into_iter().map(|p| p.outcome).collect();
+        }
+        DryRun { problems, outcomes }
+    }
+
+    /// Whether the hub still accepts events.
+    pub fn is_accepting(&self) -> bool {
+        self.shared.accepting.load(Ordering::Acquire)
+    }
+}

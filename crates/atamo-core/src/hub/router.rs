@@ -1,0 +1,251 @@
+//! The routing task: takes accepted events in batches, asks the rule providers, and queues the
+//! resulting actions for their agents' workers.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::handle::Envelope;
+use super::routing::{AgentEntry, Planned, Routing, Verdict};
+use super::worker::Dispatch;
+use super::Shared;
+use crate::ids::ActionId;
+use crate::message::{Action, ActionMeta};
+use crate::rules::Proposal;
+use crate::telemetry::{AbandonReason, Sink, TelemetryKind};
+
+const BATCH: usize = 512;
+
+/// How many events the router took in after shutdown began.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RouterReport {
+    pub(crate) drained: u64,
+    pub(crate) abandoned: u64,
+}
+
+pub(crate) struct Router {
+    shared: Arc<Shared>,
+    sink: Sink,
+    scratch: Vec<Proposal>,
+    planned: Vec<Planned>,
+    action_ids: Vec<Option<ActionId>>,
+    dispatches: Vec<(Arc<AgentEntry>, Dispatch)>,
+    abandoned: u64,
+}
+
+impl Router {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let sink = Sink::new(shared.bus.clone());
+        Self {
+            shared,
+            sink,
+            scratch: Vec::new(),
+            planned: Vec::new(),
+            action_ids: Vec::new(),
+            dispatches: Vec::new(),
+            abandoned: 0,
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) -> RouterReport {
+        let mut buf = Vec::with_capacity(BATCH);
+        let mut closing = false;
+        let mut report = RouterReport::default();
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shared.drain.cancelled(), if !closing => {
+                    // Publishers still racing in get their event back as `ShuttingDown`;
+                    // everything already queued is routed below.
+                    rx.close();
+                    closing = true;
+                    continue;
+                }
+                n = rx.recv_many(&mut buf, BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    if closing {
+                        report.drained += n as u64;
+                    }
+                }
+            }
+            let routing = self.shared.routing.load_full();
+            self.sink.begin();
+            for env in buf.drain(..) {
+                self.route(env, &routing);
+            }
+            // Telemetry of routing goes out before the actions, so no agent's outcome can be
+            // published ahead of the dispatch it follows.
+            self.sink.flush();
+            self.deliver().await;
+            self.sink.flush();
+        }
+        self.shared.intake_done.cancel();
+        report.abandoned = self.abandoned;
+        report
+    }
+
+    fn route(&mut self, env: Envelope, routing: &Routing) {
+        let Envelope { event, monitor } = env;
+        let monitor = monitor.as_ref();
+        let meta = event.meta().clone();
+        self.sink.emit(
+            TelemetryKind::Accepted {
+                event: meta.clone(),
+            },
+            monitor,
+        );
+        self.planned.clear();
+        routing.plan(&event, &mut self.scratch, &mut self.planned);
+        self.action_ids.clear();
+        let mut dispatched = 0;
+        for planned in self.planned.drain(..) {
+            let Planned { outcome, entry } = planned;
+            let provider = outcome.provider;
+            let mut action_id = None;
+            match (outcome.verdict, outcome.rule) {
+                (Verdict::Dispatch(plan), Some(rule)) => {
+                    self.sink.emit(
+                        TelemetryKind::RuleMatched {
+                            event: meta.clone(),
+                            provider: provider.clone(),
+                            rule: rule.clone(),
+                            agent: plan.agent.clone(),
+                            action_type: plan.action_type.clone(),
+                        },
+                        monitor,
+                    );
+                    let Some(entry) = entry else { continue };
+                    let id = ActionId::generate();
+                    action_id = Some(id);
+                    let action = Action::new(
+                        ActionMeta {
+                            id,
+                            agent: plan.agent,
+                            action_type: plan.action_type,
+                            rule: Some(rule),
+                            provider: Some(provider),
+                            attempt: 1,
+                            event: meta.clone(),
+                        },
+                        plan.payload,
+                    );
+                    self.sink.emit(
+                        TelemetryKind::ActionDispatched {
+                            action: action.meta.clone(),
+                        },
+                        monitor,
+                    );
+                    dispatched += 1;
+                    self.dispatches.push((
+                        entry,
+                        Dispatch {
+                            action,
+                            monitor: monitor.cloned(),
+                        },
+                    ));
+                }
+                (
+                    Verdict::Merged {
+                        agent,
+                        action_type,
+                        into,
+                    },
+                    Some(rule),
+                ) => {
+                    self.sink.emit(
+                        TelemetryKind::RuleMatched {
+                            event: meta.clone(),
+                            provider: provider.clone(),
+                            rule: rule.clone(),
+                            agent,
+                            action_type,
+                        },
+                        monitor,
+                    );
+                    if let Some(Some(into)) = self.action_ids.get(into).copied() {
+                        self.sink.emit(
+                            TelemetryKind::ActionMerged {
+                                event: meta.clone(),
+                                provider,
+                                rule,
+                                into,
+                            },
+                            monitor,
+                        );
+                    }
+                }
+                (Verdict::Suppressed { agent, reason }, Some(rule)) => {
+                    self.sink.emit(
+                        TelemetryKind::RouteSuppressed {
+                            event: meta.clone(),
+                            provider,
+                            rule,
+                            agent,
+                            reason,
+                        },
+                        monitor,
+                    );
+                }
+                (Verdict::Failed(error), _) => {
+                    tracing::debug!(event_id = %meta.id, %error, "rule failed");
+                    self.sink.emit(
+                        TelemetryKind::RuleFailed {
+                            event: meta.clone(),
+                            provider,
+                            error,
+                        },
+                        monitor,
+                    );
+                }
+                // Dispatch, merge and suppression always name their rule.
+                (_, None) => {}
+            }
+            self.action_ids.push(action_id);
+        }
+        if dispatched == 0 {
+            self.sink.emit(
+                TelemetryKind::NoRoute {
+                    event: meta.clone(),
+                },
+                monitor,
+            );
+        }
+    }
+
+    /// Queues the batch's actions. A full agent queue makes the router wait (and so, in turn,
+    /// publishers): backpressure, not loss. Once the shutdown deadline has passed, what cannot
+    /// be queued is reported abandoned.
+    async fn deliver(&mut self) {
+        for (entry, d) in std::mem::take(&mut self.dispatches) {
+            let d = match entry.tx.try_send(d) {
+                Ok(()) => continue,
+                Err(TrySendError::Full(d)) => {
+                    tokio::select! {
+                        permit = entry.tx.reserve() => match permit {
+                            Ok(permit) => {
+                                permit.send(d);
+                                continue;
+                            }
+                            Err(_) => d,
+                        },
+                        _ = self.shared.abort.cancelled() => d,
+                    }
+                }
+                Err(TrySendError::Closed(d)) => d,
+            };
+            self.abandoned += 1;
+            let reason = AbandonReason::ShutdownDeadline;
+            self.sink.begin();
+            self.sink.emit(
+                TelemetryKind::ActionAbandoned {
+                    action: d.action.meta,
+                    reason,
+                },
+                d.monitor.as_ref(),
+            );
+        }
+    }
+}

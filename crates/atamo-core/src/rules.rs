@@ -1,0 +1,183 @@
+//! Rule providers: what turns an event and its user into actions.
+//!
+//! The hub asks every provider registered for an event's type (or for all types) to
+//! [`evaluate`](RuleProvider::evaluate) the event. A provider pushes one [`Proposal`] per rule
+//! that matched: an action to send, or the typed error that stopped the rule. The hub merges
+//! identical proposals, drops those that would send an agent its own follow-up, checks the rest
+//! against the agent registry, and reports each step in telemetry.
+//!
+//! The default provider, which links (event type, user | group | tenant | anyone) to (agent,
+//! action type, template), lives in the `atamo-config` crate.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::ids::{ActionType, AgentId, EventType, ProviderId, RuleId};
+use crate::message::{Event, FieldPath, Principal};
+
+/// Decides which actions an event causes.
+///
+/// `evaluate` runs on the hub's routing path for every event of the types the provider is
+/// registered for, so it must be quick and must not block: keep what it needs in memory (swap in
+/// new data atomically, for example with `arc-swap`) rather than doing I/O per event. A panic in
+/// `evaluate` is caught and reported as [`RuleError::ProviderPanicked`].
+pub trait RuleProvider: Send + Sync + 'static {
+    /// Pushes onto `out` one proposal per rule that matched `event` for `principal`.
+    fn evaluate(&self, event: &Event, principal: &Principal, out: &mut Vec<Proposal>);
+
+    /// The rules the provider holds, for listing. Providers whose rules are not enumerable
+    /// return nothing.
+    fn rules(&self) -> Vec<RuleInfo> {
+        Vec::new()
+    }
+}
+
+/// A closure is a provider: `|event, principal, out| out.push(...)`.
+impl<F> RuleProvider for F
+where
+    F: Fn(&Event, &Principal, &mut Vec<Proposal>) + Send + Sync + 'static,
+{
+    fn evaluate(&self, event: &Event, principal: &Principal, out: &mut Vec<Proposal>) {
+        self(event, principal, out)
+    }
+}
+
+/// One matched rule's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    /// The rule that matched.
+    pub rule: RuleId,
+    /// The action it wants sent, or why it could not build one.
+    pub outcome: Result<PlannedAction, RuleError>,
+}
+
+impl Proposal {
+    /// A rule that produced an action.
+    pub fn action(rule: RuleId, action: PlannedAction) -> Self {
+        Self {
+            rule,
+            outcome: Ok(action),
+        }
+    }
+
+    /// A rule that matched but failed.
+    pub fn failed(rule: RuleId, error: RuleError) -> Self {
+        Self {
+            rule,
+            outcome: Err(error),
+        }
+    }
+}
+
+/// An action a rule wants sent, before the hub gives it an id.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedAction {
+    /// The agent to send it to.
+    pub agent: AgentId,
+    /// What the agent should do.
+    pub action_type: ActionType,
+    /// The payload, usually built from a template.
+    pub payload: Arc<Value>,
+}
+
+impl PlannedAction {
+    /// An action for `agent`.
+    pub fn new(agent: impl Into<AgentId>, action_type: impl Into<ActionType>, payload: Value) -> Self {
+        Self {
+            agent: agent.into(),
+            action_type: action_type.into(),
+            payload: Arc::new(payload),
+        }
+    }
+}
+
+/// Why a matched rule produced no action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RuleError {
+    /// The rule's template refers to a value the event does not have.
+    #[error("rule `{rule}`: template field `{field}` is missing from the event")]
+    MissingField {
+        /// The rule.
+        rule: RuleId,
+        /// The placeholder that could not be filled, e.g. `payload.customer.id`.
+        field: String,
+    },
+    /// The rule names an agent that is not registered.
+    #[error("rule `{rule}`: agent `{agent}` is not registered")]
+    UnknownAgent {
+        /// The rule.
+        rule: RuleId,
+        /// The agent it named.
+        agent: AgentId,
+    },
+    /// The agent does not handle the action type the rule asks for.
+    #[error("rule `{rule}`: agent `{agent}` does not handle action type `{action_type}`")]
+    UnsupportedAction {
+        /// The rule.
+        rule: RuleId,
+        /// The agent.
+        agent: AgentId,
+        /// The action type.
+        action_type: ActionType,
+    },
+    /// The built action lacks fields the agent's action template requires.
+    #[error("rule `{rule}`: action for agent `{agent}` lacks required fields {}", list(.missing))]
+    ActionTemplate {
+        /// The rule.
+        rule: RuleId,
+        /// The agent.
+        agent: AgentId,
+        /// Every missing field.
+        missing: Vec<FieldPath>,
+    },
+    /// A provider's own failure.
+    #[error("rule `{rule}`: {message}")]
+    Provider {
+        /// The rule.
+        rule: RuleId,
+        /// What went wrong.
+        message: String,
+    },
+    /// The provider panicked while evaluating the event.
+    #[error("provider `{provider}` panicked: {message}")]
+    ProviderPanicked {
+        /// The provider.
+        provider: ProviderId,
+        /// The panic message, when it was text.
+        message: String,
+    },
+}
+
+fn list(fields: &[FieldPath]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which event types a provider is asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderScope {
+    /// Every event.
+    AllEvents,
+    /// Only events of these types.
+    EventTypes(Vec<EventType>),
+}
+
+/// A rule as a provider lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleInfo {
+    /// The rule's id.
+    pub id: RuleId,
+    /// The event type it applies to, when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<EventType>,
+    /// The rule as the provider describes it.
+    pub definition: Value,
+}

@@ -1,0 +1,190 @@
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use super::{Monitor, TelemetryEvent, TelemetryKind};
+use crate::message::Timestamp;
+
+/// A run of telemetry events sent together. Stages of the hub buffer their events and publish
+/// them once per batch of work, which keeps telemetry cheap at high rates.
+#[derive(Debug)]
+pub struct TelemetryBatch {
+    /// The sequence number of the first event; events are numbered from 0 in publish order.
+    pub first_seq: u64,
+    /// The events, in order.
+    pub events: Vec<TelemetryEvent>,
+}
+
+/// Why a subscriber got no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryRecvError {
+    /// The subscriber fell behind and `missed` events were dropped for it; receiving goes on.
+    #[error("telemetry subscriber lagged and missed {missed} events")]
+    Lagged {
+        /// How many events it missed.
+        missed: u64,
+    },
+    /// The hub is gone; no more telemetry will come.
+    #[error("telemetry closed")]
+    Closed,
+}
+
+/// The controller's view of all telemetry. Get one from
+/// [`Control::subscribe`](crate::Control::subscribe).
+///
+/// Each subscriber has its own bounded buffer (in batches, set by
+/// [`HubBuilder::telemetry_capacity`](crate::HubBuilder::telemetry_capacity)). A subscriber
+/// that falls behind never slows the hub: it misses the oldest events and the next `recv` says
+/// how many.
+pub struct TelemetrySubscriber {
+    rx: broadcast::Receiver<Arc<TelemetryBatch>>,
+    next_seq: Option<u64>,
+    current: Option<(Arc<TelemetryBatch>, usize)>,
+}
+
+impl TelemetrySubscriber {
+    /// The next event, a lag notice, or `Closed`.
+    pub async fn recv(&mut self) -> Result<TelemetryEvent, TelemetryRecvError> {
+        loop {
+            if let Some((batch, idx)) = &mut self.current {
+                if let Some(ev) = batch.events.get(*idx) {
+                    *idx += 1;
+                    return Ok(ev.clone());
+                }
+                self.current = None;
+            }
+            let batch = self.recv_batch().await?;
+            self.current = Some((batch, 0));
+        }
+    }
+
+    /// The next whole batch (cheaper than `recv` when every event is wanted), a lag notice, or
+    /// `Closed`. Do not mix with `recv` on the same subscriber mid-batch.
+    pub async fn recv_batch(&mut self) -> Result<Arc<TelemetryBatch>, TelemetryRecvError> {
+        loop {
+            match self.rx.recv().await {
+                Ok(batch) => {
+                    let expected = self.next_seq.unwrap_or(batch.first_seq);
+                    self.next_seq = Some(batch.first_seq + batch.events.len() as u64);
+                    if batch.first_seq > expected {
+                        // The events in between were overwritten before we read them; report
+                        // them, and hand this batch out next.
+                        let missed = batch.first_seq - expected;
+                        self.current = Some((batch, 0));
+                        return Err(TelemetryRecvError::Lagged { missed });
+                    }
+                    return Ok(batch);
+                }
+                // The exact count comes from the sequence gap of the next batch.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Err(TelemetryRecvError::Closed),
+            }
+        }
+    }
+}
+
+/// The hub's telemetry fan-out: a broadcast of batches, numbered so that lag can be counted in
+/// events.
+pub(crate) struct Bus {
+    tx: broadcast::Sender<Arc<TelemetryBatch>>,
+    // Numbering and sending happen under one lock so that sequence order is send order, which
+    // is what lets a subscriber count exactly what it missed. One lock per batch, not per event.
+    next_seq: Mutex<u64>,
+}
+
+impl Bus {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        Self {
+            tx,
+            next_seq: Mutex::new(0),
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> TelemetrySubscriber {
+        TelemetrySubscriber {
+            rx: self.tx.subscribe(),
+            next_seq: None,
+            current: None,
+        }
+    }
+
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// Publishes a batch. Without subscribers the events are dropped (nobody is listening).
+    pub(crate) fn publish(&self, events: Vec<TelemetryEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut seq = match self.next_seq.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let first_seq = *seq;
+        *seq += events.len() as u64;
+        // An error only means there is no subscriber right now.
+        let _ = self.tx.send(Arc::new(TelemetryBatch { first_seq, events }));
+    }
+
+    pub(crate) fn emit(&self, kind: TelemetryKind) {
+        self.publish(vec![TelemetryEvent {
+            at: Timestamp::now(),
+            kind,
+        }]);
+    }
+}
+
+/// A stage's buffer of telemetry, flushed to the bus once per batch of work.
+pub(crate) struct Sink {
+    bus: Arc<Bus>,
+    buf: Vec<TelemetryEvent>,
+    enabled: bool,
+}
+
+impl Sink {
+    pub(crate) fn new(bus: Arc<Bus>) -> Self {
+        Self {
+            bus,
+            buf: Vec::new(),
+            enabled: true,
+        }
+    }
+
+    /// Checks once per batch whether anyone listens, so an unwatched hub builds no telemetry
+    /// for the bus.
+    pub(crate) fn begin(&mut self) {
+        self.enabled = self.bus.has_subscribers();
+    }
+
+    /// Records a step for the bus and for the message's monitor, if it has one.
+    pub(crate) fn emit(&mut self, kind: TelemetryKind, monitor: Option<&Monitor>) {
+        if !self.enabled && monitor.is_none() {
+            return;
+        }
+        let ev = TelemetryEvent {
+            at: Timestamp::now(),
+            kind,
+        };
+        if let Some(m) = monitor {
+            m.send(ev.clone());
+        }
+        if self.enabled {
+            self.buf.push(ev);
+        }
+    }
+
+    pub(crate) fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            let cap = self.buf.capacity();
+            let events = std::mem::replace(&mut self.buf, Vec::with_capacity(cap));
+            self.bus.publish(events);
+        }
+    }
+}

@@ -1,0 +1,265 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::agent::AgentError;
+use crate::hub::ShutdownReport;
+use crate::ids::{ActionId, ActionType, AgentId, CorrelationId, EventId, ProviderId, RuleId};
+use crate::message::{ActionMeta, EventMeta, Principal, Problem, Timestamp};
+use crate::rules::RuleError;
+
+/// One step in the life of a message (or of the hub), with when it happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct TelemetryEvent {
+    /// When the step happened.
+    pub at: Timestamp,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: TelemetryKind,
+}
+
+/// What happened. Message steps carry the event (ids, type, principal) or the action (which
+/// carries its event) they concern.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TelemetryKind {
+    /// The hub took the event in.
+    Accepted {
+        /// The event.
+        event: Arc<EventMeta>,
+    },
+    /// The hub refused the event; every problem is listed.
+    Rejected {
+        /// The event.
+        event: Arc<EventMeta>,
+        /// Everything wrong with it.
+        problems: Arc<[Problem]>,
+    },
+    /// A rule matched the event and proposed an action.
+    RuleMatched {
+        /// The event.
+        event: Arc<EventMeta>,
+        /// The provider holding the rule.
+        provider: ProviderId,
+        /// The rule.
+        rule: RuleId,
+        /// The agent it names.
+        agent: AgentId,
+        /// The action type it asks for.
+        action_type: ActionType,
+    },
+    /// A rule matched but produced no action.
+    RuleFailed {
+        /// The event.
+        event: Arc<EventMeta>,
+        /// The provider.
+        provider: ProviderId,
+        /// Why.
+        error: RuleError,
+    },
+    /// No rule sent the event anywhere.
+    NoRoute {
+        /// The event.
+        event: Arc<EventMeta>,
+    },
+    /// A proposal was dropped on purpose.
+    RouteSuppressed {
+        /// The event.
+        event: Arc<EventMeta>,
+        /// The provider.
+        provider: ProviderId,
+        /// The rule.
+        rule: RuleId,
+        /// The agent it named.
+        agent: AgentId,
+        /// Why it was dropped.
+        reason: SuppressReason,
+    },
+    /// A proposal was identical to one already dispatched for this event, so it shares that
+    /// action instead of causing a second call.
+    ActionMerged {
+        /// The event.
+        event: Arc<EventMeta>,
+        /// The provider.
+        provider: ProviderId,
+        /// The rule.
+        rule: RuleId,
+        /// The action it was merged into.
+        into: ActionId,
+    },
+    /// An action was queued for its agent.
+    ActionDispatched {
+        /// The action.
+        action: Arc<ActionMeta>,
+    },
+    /// The agent finished the action.
+    ActionSucceeded {
+        /// The action.
+        action: Arc<ActionMeta>,
+        /// How long the call took.
+        #[serde(rename = "elapsed_ms", serialize_with = "super::ser_duration_ms")]
+        elapsed: Duration,
+    },
+    /// The agent failed the action.
+    ActionFailed {
+        /// The action.
+        action: Arc<ActionMeta>,
+        /// Why.
+        error: AgentError,
+        /// How long the call took.
+        #[serde(rename = "elapsed_ms", serialize_with = "super::ser_duration_ms")]
+        elapsed: Duration,
+    },
+    /// The hub gave up on an action without finishing it.
+    ActionAbandoned {
+        /// The action.
+        action: Arc<ActionMeta>,
+        /// Why.
+        reason: AbandonReason,
+    },
+    /// A follow-up event published by an agent could not be published.
+    FollowUpFailed {
+        /// The action whose agent published it.
+        action: Arc<ActionMeta>,
+        /// Why.
+        error: String,
+    },
+    /// An agent was registered.
+    AgentRegistered {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// An agent was removed; actions already queued for it are still delivered.
+    AgentUnregistered {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A rule provider was registered.
+    ProviderRegistered {
+        /// The provider.
+        provider: ProviderId,
+    },
+    /// A rule provider was removed.
+    ProviderUnregistered {
+        /// The provider.
+        provider: ProviderId,
+    },
+    /// The hub stopped taking events in and is finishing its work.
+    ShutdownStarted {
+        /// How long in-flight actions may take.
+        #[serde(rename = "grace_ms", serialize_with = "super::ser_duration_ms")]
+        grace: Duration,
+    },
+    /// The hub has stopped.
+    Stopped {
+        /// What happened during the shutdown.
+        report: ShutdownReport,
+    },
+}
+
+/// Why a proposal was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SuppressReason {
+    /// The event is a follow-up published by this very agent.
+    OwnFollowUp,
+}
+
+/// Why an action was abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AbandonReason {
+    /// The hub's shutdown deadline passed before the action finished.
+    ShutdownDeadline,
+}
+
+impl TelemetryEvent {
+    /// A short name of the step, such as `accepted` or `action_succeeded`.
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// The event this step concerns, if it concerns one.
+    pub fn event(&self) -> Option<&Arc<EventMeta>> {
+        self.kind.event()
+    }
+
+    /// The id of the event this step concerns.
+    pub fn event_id(&self) -> Option<EventId> {
+        self.event().map(|e| e.id)
+    }
+
+    /// The correlation id of the event this step concerns.
+    pub fn correlation_id(&self) -> Option<CorrelationId> {
+        self.event().map(|e| e.correlation_id)
+    }
+
+    /// The principal of the event this step concerns.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.event().map(|e| &e.principal)
+    }
+
+    /// The action this step concerns, if it concerns one.
+    pub fn action(&self) -> Option<&Arc<ActionMeta>> {
+        use TelemetryKind::*;
+        match &self.kind {
+            ActionDispatched { action }
+            | ActionSucceeded { action, .. }
+            | ActionFailed { action, .. }
+            | ActionAbandoned { action, .. }
+            | FollowUpFailed { action, .. } => Some(action),
+            _ => None,
+        }
+    }
+}
+
+impl TelemetryKind {
+    /// A short name of the step.
+    pub fn name(&self) -> &'static str {
+        use TelemetryKind::*;
+        match self {
+            Accepted { .. } => "accepted",
+            Rejected { .. } => "rejected",
+            RuleMatched { .. } => "rule_matched",
+            RuleFailed { .. } => "rule_failed",
+            NoRoute { .. } => "no_route",
+            RouteSuppressed { .. } => "route_suppressed",
+            ActionMerged { .. } => "action_merged",
+            ActionDispatched { .. } => "action_dispatched",
+            ActionSucceeded { .. } => "action_succeeded",
+            ActionFailed { .. } => "action_failed",
+            ActionAbandoned { .. } => "action_abandoned",
+            FollowUpFailed { .. } => "follow_up_failed",
+            AgentRegistered { .. } => "agent_registered",
+            AgentUnregistered { .. } => "agent_unregistered",
+            ProviderRegistered { .. } => "provider_registered",
+            ProviderUnregistered { .. } => "provider_unregistered",
+            ShutdownStarted { .. } => "shutdown_started",
+            Stopped { .. } => "stopped",
+        }
+    }
+
+    /// The event this step concerns, if any.
+    pub fn event(&self) -> Option<&Arc<EventMeta>> {
+        use TelemetryKind::*;
+        match self {
+            Accepted { event }
+            | Rejected { event, .. }
+            | RuleMatched { event, .. }
+            | RuleFailed { event, .. }
+            | NoRoute { event }
+            | RouteSuppressed { event, .. }
+            | ActionMerged { event, .. } => Some(event),
+            ActionDispatched { action }
+            | ActionSucceeded { action, .. }
+            | ActionFailed { action, .. }
+            | ActionAbandoned { action, .. }
+            | FollowUpFailed { action, .. } => Some(&action.event),
+            _ => None,
+        }
+    }
+}
