@@ -1,1 +1,224 @@
-//! placeholder
+//! Helpers shared by the scenario tests: a telemetry recorder that asserts the recorded path
+//! of a message, a recording agent, and a few builders, so tests read like scenarios.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use atamo_core::agent::{agent_fn, Agent, AgentError, Reply};
+use atamo_core::telemetry::{TelemetryRecvError, TelemetrySubscriber};
+use atamo_core::{Action, Control, EventId, TelemetryEvent};
+use tokio::sync::Notify;
+
+/// Records every telemetry event the hub emits, in order, from the moment it is started.
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<RecorderInner>,
+}
+
+struct RecorderInner {
+    events: Mutex<Vec<TelemetryEvent>>,
+    missed: Mutex<u64>,
+    changed: Notify,
+}
+
+impl Recorder {
+    /// Subscribes to `control`'s telemetry and records it in a background task.
+    pub fn start(control: &Control) -> Self {
+        Self::from_subscriber(control.subscribe())
+    }
+
+    /// Records from an existing subscriber.
+    pub fn from_subscriber(mut sub: TelemetrySubscriber) -> Self {
+        let inner = Arc::new(RecorderInner {
+            events: Mutex::new(Vec::new()),
+            missed: Mutex::new(0),
+            changed: Notify::new(),
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            loop {
+                let r = sub.recv().await;
+                let Some(inner) = weak.upgrade() else { return };
+                match r {
+                    Ok(ev) => inner.events.lock().unwrap().push(ev),
+                    Err(TelemetryRecvError::Lagged { missed }) => {
+                        *inner.missed.lock().unwrap() += missed
+                    }
+                    Err(_) => return,
+                }
+                inner.changed.notify_waiters();
+            }
+        });
+        Self { inner }
+    }
+
+    /// Everything recorded so far.
+    pub fn events(&self) -> Vec<TelemetryEvent> {
+        self.inner.events.lock().unwrap().clone()
+    }
+
+    /// How many events the recorder missed by lagging.
+    pub fn missed(&self) -> u64 {
+        *self.inner.missed.lock().unwrap()
+    }
+
+    /// Waits (up to 10 s) until `pred` holds for the recorded events.
+    pub async fn wait_until(&self, what: &str, pred: impl Fn(&[TelemetryEvent]) -> bool) {
+        let wait = async {
+            loop {
+                let notified = self.inner.changed.notified();
+                if pred(&self.inner.events.lock().unwrap()) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .is_err()
+        {
+            panic!(
+                "timed out waiting for {what}; recorded: {:#?}",
+                self.names()
+            );
+        }
+    }
+
+    /// Waits until a step named `name` has been recorded for `event`, `count` times.
+    pub async fn wait_for(&self, event: EventId, name: &str, count: usize) {
+        self.wait_until(&format!("{count} x {name} for {event}"), |evs| {
+            evs.iter()
+                .filter(|e| e.event_id() == Some(event) && e.name() == name)
+                .count()
+                >= count
+        })
+        .await
+    }
+
+    /// The step names recorded for one event, in order.
+    pub fn path(&self, event: EventId) -> Vec<&'static str> {
+        self.inner
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.event_id() == Some(event))
+            .map(|e| e.name())
+            .collect()
+    }
+
+    /// The steps recorded for one event.
+    pub fn steps(&self, event: EventId) -> Vec<TelemetryEvent> {
+        self.inner
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.event_id() == Some(event))
+            .cloned()
+            .collect()
+    }
+
+    /// Every step name recorded, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.inner
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.name())
+            .collect()
+    }
+
+    /// Asserts the exact path of an event (waiting until its last step has been recorded).
+    pub async fn assert_path(&self, event: EventId, expected: &[&str]) {
+        let last = *expected.last().expect("an expected path is not empty");
+        let count = expected.iter().filter(|n| **n == last).count();
+        self.wait_for(event, last, count).await;
+        assert_eq!(self.path(event), expected, "path of event {event}");
+    }
+}
+
+/// An agent that records every action it receives and answers with a script.
+#[derive(Clone)]
+pub struct RecordingAgent {
+    received: Arc<Mutex<Vec<Action>>>,
+    changed: Arc<Notify>,
+}
+
+impl Default for RecordingAgent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecordingAgent {
+    /// An agent that succeeds every call.
+    pub fn new() -> Self {
+        Self {
+            received: Arc::default(),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The agent to register; each call is recorded, then `answer` decides the outcome.
+    pub fn agent_with(
+        &self,
+        answer: impl Fn(&Action) -> Result<Reply, AgentError> + Send + Sync + 'static,
+    ) -> impl Agent {
+        let me = self.clone();
+        let answer = Arc::new(answer);
+        agent_fn(move |action, _ctx| {
+            let result = answer(&action);
+            me.received.lock().unwrap().push(action);
+            me.changed.notify_waiters();
+            std::future::ready(result)
+        })
+    }
+
+    /// The agent to register, succeeding every call.
+    pub fn agent(&self) -> impl Agent {
+        self.agent_with(|_| Ok(Reply::done()))
+    }
+
+    /// The actions received so far.
+    pub fn received(&self) -> Vec<Action> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// How many actions were received.
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    /// Waits (up to 10 s) until at least `n` actions have been received.
+    pub async fn wait_for(&self, n: usize) {
+        let wait = async {
+            loop {
+                let notified = self.changed.notified();
+                if self.count() >= n {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .is_err()
+        {
+            panic!("timed out waiting for {n} actions; got {}", self.count());
+        }
+    }
+}
+
+/// Counts recorded steps by name, for compact assertions.
+pub fn tally(events: &[TelemetryEvent]) -> BTreeMap<&'static str, usize> {
+    let mut out = BTreeMap::new();
+    for e in events {
+        *out.entry(e.name()).or_default() += 1;
+    }
+    out
+}
