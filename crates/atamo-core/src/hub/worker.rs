@@ -207,7 +207,11 @@ impl Worker {
                 d.monitor.as_ref(),
             );
         };
+        // The cancellation token has fired: one last poll lets each call see it and run its
+        // cancellation branch (cleanup) before it is dropped.
+        let mut cx = Context::from_waker(Waker::noop());
         for call in inflight.iter_mut() {
+            let _ = Pin::new(&mut call.fut).poll(&mut cx);
             if let Some(d) = call.dispatch.take() {
                 self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
                 report(d, sink);

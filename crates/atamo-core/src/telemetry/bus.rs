@@ -103,9 +103,12 @@ impl Bus {
     }
 
     pub(crate) fn subscribe(&self) -> TelemetrySubscriber {
+        // Under the sequence lock, so the subscriber knows the number of the first event it
+        // can receive and counts a lag even before its first batch.
+        let seq = lock(&self.next_seq);
         TelemetrySubscriber {
             rx: self.tx.subscribe(),
-            next_seq: None,
+            next_seq: Some(*seq),
             current: None,
         }
     }
@@ -123,10 +126,7 @@ impl Bus {
         if events.is_empty() {
             return;
         }
-        let mut seq = match self.next_seq.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut seq = lock(&self.next_seq);
         let first_seq = *seq;
         *seq += events.len() as u64;
         // An error only means there is no subscriber right now.
@@ -138,6 +138,13 @@ impl Bus {
             at: Timestamp::now(),
             kind,
         }]);
+    }
+}
+
+fn lock(m: &Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
