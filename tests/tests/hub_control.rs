@@ -1,6 +1,8 @@
 //! The controller's side: runtime registration, atomic rule-set swaps, listings, health, and
 //! configuration errors that name every problem.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -103,9 +105,15 @@ async fn agents_providers_and_types_register_and_unregister_at_runtime() {
     assert!(h.publish(ev()).await.is_err());
 
     control
-        .register_event_type(EventTypeDef::new("order.created").requiring(["id"]).unwrap())
+        .register_event_type(
+            EventTypeDef::new("order.created")
+                .requiring(["id"])
+                .unwrap(),
+        )
         .unwrap();
-    control.register_action_type(ActionTypeDef::new("notify")).unwrap();
+    control
+        .register_action_type(ActionTypeDef::new("notify"))
+        .unwrap();
     let agent = RecordingAgent::new();
     control
         .register_agent(AgentSpec::new("a", agent.agent()).handles(["notify"]))
@@ -155,7 +163,9 @@ async fn agents_providers_and_types_register_and_unregister_at_runtime() {
     assert!(health.telemetry_subscribers >= 1);
 
     // An action type in use cannot go; the agent can, then the type.
-    let in_use = control.unregister_action_type(&"notify".into()).unwrap_err();
+    let in_use = control
+        .unregister_action_type(&"notify".into())
+        .unwrap_err();
     assert!(matches!(
         &in_use.problems[0],
         ConfigProblem::ActionTypeInUse { .. }
@@ -166,7 +176,9 @@ async fn agents_providers_and_types_register_and_unregister_at_runtime() {
     assert!(rec.path(r.event_id).contains(&"rule_failed"));
     control.unregister_action_type(&"notify".into()).unwrap();
     control.unregister_provider(&"rules".into()).unwrap();
-    control.unregister_event_type(&"order.created".into()).unwrap();
+    control
+        .unregister_event_type(&"order.created".into())
+        .unwrap();
     assert!(h.publish(ev()).await.is_err());
 
     rec.wait_until("provider_unregistered", |evs| {
@@ -174,7 +186,11 @@ async fn agents_providers_and_types_register_and_unregister_at_runtime() {
     })
     .await;
     let names = rec.names();
-    for step in ["agent_registered", "provider_registered", "agent_unregistered"] {
+    for step in [
+        "agent_registered",
+        "provider_registered",
+        "agent_unregistered",
+    ] {
         assert!(names.contains(&step), "{step} recorded");
     }
     hub.shutdown().await;

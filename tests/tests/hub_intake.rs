@@ -1,5 +1,7 @@
 //! Intake: validation with every problem named, try_publish backpressure, dry runs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use atamo_config::{Rule, RuleBook};
@@ -44,7 +46,9 @@ async fn an_unknown_event_type_is_rejected_with_telemetry() {
         }
         other => panic!("expected rejection, got {other:?}"),
     }
-    assert!(err.to_string().contains("event type `order.deleted` is not registered"));
+    assert!(err
+        .to_string()
+        .contains("event type `order.deleted` is not registered"));
     rec.assert_path(id, &["rejected"]).await;
     hub.shutdown().await;
 }
@@ -72,7 +76,10 @@ async fn a_payload_missing_two_required_fields_names_both() {
         .collect();
     assert_eq!(missing, ["customer.id", "total"]);
     let text = err.to_string();
-    assert!(text.contains("`customer.id`") && text.contains("`total`"), "{text}");
+    assert!(
+        text.contains("`customer.id`") && text.contains("`total`"),
+        "{text}"
+    );
     rec.assert_path(id, &["rejected"]).await;
     match &rec.steps(id)[0].kind {
         TelemetryKind::Rejected { problems, .. } => assert_eq!(problems.len(), 2),
@@ -207,7 +214,11 @@ async fn dry_run_reports_matches_and_sends_nothing() {
         atamo_core::hub::Verdict::Failed(atamo_core::rules::RuleError::MissingField { field, .. }) if field == "payload.coupon"
     ));
     // An invalid event's dry run lists its problems and plans nothing.
-    let bad = hub.handle().dry_run(&Event::new("order.created", Principal::user("bob"), json!({})));
+    let bad = hub.handle().dry_run(&Event::new(
+        "order.created",
+        Principal::user("bob"),
+        json!({}),
+    ));
     assert_eq!(bad.problems.len(), 3);
     assert!(bad.outcomes.is_empty());
     // It serializes for the REST API.
@@ -219,8 +230,10 @@ async fn dry_run_reports_matches_and_sends_nothing() {
     agent.wait_for(1).await;
     rec.wait_for(receipt.event_id, "action_succeeded", 1).await;
     assert_eq!(agent.count(), 1);
-    assert!(rec.events().iter().all(|e| e.event_id() == Some(receipt.event_id)
-        || e.event_id().is_none()));
+    assert!(rec
+        .events()
+        .iter()
+        .all(|e| e.event_id() == Some(receipt.event_id) || e.event_id().is_none()));
     hub.shutdown().await;
 }
 
@@ -263,7 +276,10 @@ async fn publish_monitored_streams_the_events_steps_until_its_actions_end() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(failure, atamo_core::AgentError::permanent("no such mailbox"));
+    assert_eq!(
+        failure,
+        atamo_core::AgentError::permanent("no such mailbox")
+    );
     hub.shutdown().await;
     let _ = Reply::done();
 }

@@ -1,5 +1,7 @@
 //! Routing scenarios: fan-out, subject matching, no route, template errors, merging, follow-ups.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use atamo_config::{Rule, RuleBook, Subject};
 use atamo_core::agent::{agent_fn, Agent, Reply};
 use atamo_core::rules::{ProviderScope, RuleError};
@@ -35,8 +37,8 @@ async fn one_event_fans_out_to_three_agents() {
         RecordingAgent::new(),
         RecordingAgent::new(),
     ];
-    let rules = RuleBook::with_rules(vec![rule("r-a", "a"), rule("r-b", "b"), rule("r-c", "c")])
-        .unwrap();
+    let rules =
+        RuleBook::with_rules(vec![rule("r-a", "a"), rule("r-b", "b"), rule("r-c", "c")]).unwrap();
     let mut b = base().provider("rules", rules, ProviderScope::AllEvents);
     for (name, agent) in ["a", "b", "c"].iter().zip(&agents) {
         b = b.agent(AgentSpec::new(*name, agent.agent()).handles(["notify"]));
@@ -44,7 +46,11 @@ async fn one_event_fans_out_to_three_agents() {
     let hub = b.build().unwrap();
     let rec = Recorder::start(&hub.control());
 
-    let receipt = hub.handle().publish(order(Principal::user("alice"))).await.unwrap();
+    let receipt = hub
+        .handle()
+        .publish(order(Principal::user("alice")))
+        .await
+        .unwrap();
     rec.wait_for(receipt.event_id, "action_succeeded", 3).await;
 
     let steps = rec.steps(receipt.event_id);
@@ -148,14 +154,20 @@ async fn a_tenant_rule_does_not_match_another_tenant() {
         .publish(order(Principal::user("bob").in_tenant("globex")))
         .await
         .unwrap();
-    rec.assert_path(other.event_id, &["accepted", "no_route"]).await;
+    rec.assert_path(other.event_id, &["accepted", "no_route"])
+        .await;
     let acme = h
         .publish(order(Principal::user("carol").in_tenant("acme")))
         .await
         .unwrap();
     rec.assert_path(
         acme.event_id,
-        &["accepted", "rule_matched", "action_dispatched", "action_succeeded"],
+        &[
+            "accepted",
+            "rule_matched",
+            "action_dispatched",
+            "action_succeeded",
+        ],
     )
     .await;
     let got = acme_agent.received();
@@ -181,7 +193,8 @@ async fn an_event_no_rule_matches_reports_no_route() {
     let (receipt, monitor) = hub.handle().publish_monitored(ev).await.unwrap();
     let names: Vec<_> = monitor.collect().await.iter().map(|s| s.name()).collect();
     assert_eq!(names, ["accepted", "no_route"]);
-    rec.assert_path(receipt.event_id, &["accepted", "no_route"]).await;
+    rec.assert_path(receipt.event_id, &["accepted", "no_route"])
+        .await;
     hub.shutdown().await;
 }
 
@@ -213,7 +226,13 @@ async fn a_template_missing_a_field_fails_the_rule_by_name() {
     let names: Vec<_> = steps.iter().map(|s| s.name()).collect();
     assert_eq!(
         names,
-        ["accepted", "rule_failed", "rule_matched", "action_dispatched", "action_succeeded"]
+        [
+            "accepted",
+            "rule_failed",
+            "rule_matched",
+            "action_dispatched",
+            "action_succeeded"
+        ]
     );
     match &steps[1].kind {
         TelemetryKind::RuleFailed { error, .. } => {
@@ -306,8 +325,20 @@ async fn an_agents_follow_up_event_is_not_routed_back_to_it() {
     let rules = RuleBook::with_rules(vec![
         rule("enrich-orders", "enricher"),
         // Both rules for the follow-up name the enricher too: it must not get its own event back.
-        Rule::new("enriched-to-enricher", "order.enriched", "enricher", "notify", json!({"order": "{{payload.order}}"})),
-        Rule::new("enriched-to-notifier", "order.enriched", "notifier", "notify", json!({"order": "{{payload.order}}"})),
+        Rule::new(
+            "enriched-to-enricher",
+            "order.enriched",
+            "enricher",
+            "notify",
+            json!({"order": "{{payload.order}}"}),
+        ),
+        Rule::new(
+            "enriched-to-notifier",
+            "order.enriched",
+            "notifier",
+            "notify",
+            json!({"order": "{{payload.order}}"}),
+        ),
     ])
     .unwrap();
     let hub = base()
@@ -318,13 +349,20 @@ async fn an_agents_follow_up_event_is_not_routed_back_to_it() {
         .build()
         .unwrap();
     let rec = Recorder::start(&hub.control());
-    let receipt = hub.handle().publish(order(Principal::user("alice"))).await.unwrap();
+    let receipt = hub
+        .handle()
+        .publish(order(Principal::user("alice")))
+        .await
+        .unwrap();
 
     notifier.wait_for(1).await;
     let follow_up = notifier.received()[0].event().clone();
     assert_eq!(follow_up.event_type.as_str(), "order.enriched");
     assert_eq!(follow_up.correlation_id, receipt.correlation_id);
-    let origin = follow_up.origin.clone().expect("follow-up records its origin");
+    let origin = follow_up
+        .origin
+        .clone()
+        .expect("follow-up records its origin");
     assert_eq!(origin.agent.as_str(), "enricher");
     rec.assert_path(
         follow_up.id,
@@ -347,7 +385,11 @@ async fn an_agents_follow_up_event_is_not_routed_back_to_it() {
         .unwrap();
     assert_eq!(suppressed.0.as_str(), "enricher");
     assert_eq!(suppressed.1, SuppressReason::OwnFollowUp);
-    assert_eq!(enricher_calls.count(), 1, "the enricher ran only for the original event");
+    assert_eq!(
+        enricher_calls.count(),
+        1,
+        "the enricher ran only for the original event"
+    );
     hub.shutdown().await;
 }
 
@@ -379,8 +421,12 @@ async fn a_rule_naming_an_unknown_agent_or_unsupported_action_fails_with_telemet
             _ => None,
         })
         .collect();
-    assert!(matches!(&errors[0], RuleError::UnknownAgent { agent, .. } if agent.as_str() == "nobody"));
-    assert!(matches!(&errors[1], RuleError::UnsupportedAction { action_type, .. } if action_type.as_str() == "archive"));
+    assert!(
+        matches!(&errors[0], RuleError::UnknownAgent { agent, .. } if agent.as_str() == "nobody")
+    );
+    assert!(
+        matches!(&errors[1], RuleError::UnsupportedAction { action_type, .. } if action_type.as_str() == "archive")
+    );
     assert_eq!(agent.count(), 0);
     hub.shutdown().await;
 }

@@ -1,6 +1,8 @@
 //! Shutdown: intake stops, accepted work finishes within the grace period, and every action
 //! abandoned at the deadline is reported.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -77,7 +79,10 @@ async fn shutdown_reports_every_action_it_abandoned() {
     }
     // Let all five be dispatched: two run, three wait in the agent's queue.
     rec.wait_until("five dispatches", |evs| {
-        evs.iter().filter(|e| e.name() == "action_dispatched").count() == 5
+        evs.iter()
+            .filter(|e| e.name() == "action_dispatched")
+            .count()
+            == 5
     })
     .await;
     let report = hub.shutdown().await;
@@ -98,7 +103,10 @@ async fn shutdown_reports_every_action_it_abandoned() {
             _ => None,
         })
         .collect();
-    assert_eq!(abandoned, ids, "each abandoned action is reported once per event");
+    assert_eq!(
+        abandoned, ids,
+        "each abandoned action is reported once per event"
+    );
     let names = rec.names();
     assert!(names.contains(&"shutdown_started"));
     assert_eq!(*names.last().unwrap(), "stopped");
@@ -128,6 +136,11 @@ async fn agents_see_cancellation_at_the_deadline() {
     let names: Vec<_> = monitor.collect().await.iter().map(|s| s.name()).collect();
     assert_eq!(
         names,
-        ["accepted", "rule_matched", "action_dispatched", "action_abandoned"]
+        [
+            "accepted",
+            "rule_matched",
+            "action_dispatched",
+            "action_abandoned"
+        ]
     );
 }

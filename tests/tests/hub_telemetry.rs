@@ -1,6 +1,8 @@
 //! Telemetry: a slow subscriber never stalls routing and is told how much it missed; agent
 //! panics are failures, not crashes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use atamo_config::{Rule, RuleBook};
 use atamo_core::rules::ProviderScope;
 use atamo_core::telemetry::{TelemetryKind, TelemetryRecvError};
@@ -8,7 +10,11 @@ use atamo_core::{ActionTypeDef, AgentError, AgentSpec, Event, EventTypeDef, Hub,
 use atamo_tests::RecordingAgent;
 use serde_json::json;
 
-fn hub(agent: impl atamo_core::Agent, telemetry_capacity: usize, template: serde_json::Value) -> Hub {
+fn hub(
+    agent: impl atamo_core::Agent,
+    telemetry_capacity: usize,
+    template: serde_json::Value,
+) -> Hub {
     Hub::builder()
         .telemetry_capacity(telemetry_capacity)
         .event_type(EventTypeDef::new("tick"))
@@ -57,7 +63,11 @@ async fn a_slow_subscriber_does_not_stall_routing_and_counts_what_it_missed() {
     // Four steps per event, plus the hub's own (shutdown_started, stopped): every step is
     // either seen or counted as missed.
     let hub_steps = 2;
-    assert_eq!(seen + missed, (N as u64) * 4 + hub_steps, "seen {seen} missed {missed}");
+    assert_eq!(
+        seen + missed,
+        (N as u64) * 4 + hub_steps,
+        "seen {seen} missed {missed}"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +82,11 @@ async fn a_panicking_agent_fails_its_call_and_the_hub_keeps_serving() {
     let hub = hub(panicky, 64, json!({"boom": "{{payload.boom}}"}));
     let h = hub.handle();
     let (_, boom) = h
-        .publish_monitored(Event::new("tick", Principal::user("u"), json!({"boom": true})))
+        .publish_monitored(Event::new(
+            "tick",
+            Principal::user("u"),
+            json!({"boom": true}),
+        ))
         .await
         .unwrap();
     let steps = boom.collect().await;
@@ -88,7 +102,11 @@ async fn a_panicking_agent_fails_its_call_and_the_hub_keeps_serving() {
         other => panic!("expected action_failed, got {other:?}"),
     }
     let (_, fine) = h
-        .publish_monitored(Event::new("tick", Principal::user("u"), json!({"boom": false})))
+        .publish_monitored(Event::new(
+            "tick",
+            Principal::user("u"),
+            json!({"boom": false}),
+        ))
         .await
         .unwrap();
     assert_eq!(

@@ -223,7 +223,10 @@ fn next_v7() -> uuid::Uuid {
             (last_ms, counter + 1)
         } else {
             // Counter exhausted within one millisecond: borrow the next millisecond.
-            (last_ms + 1, fastrand::u128(..) >> (128 - (V7_COUNTER_BITS - 1)))
+            (
+                last_ms + 1,
+                fastrand::u128(..) >> (128 - (V7_COUNTER_BITS - 1)),
+            )
         };
         state.set(next);
         next
@@ -340,9 +343,14 @@ mod tests {
             .unwrap();
         assert!(now.as_secs().abs_diff(ms.0) <= 1);
         let threads: Vec<_> = (0..4)
-            .map(|_| std::thread::spawn(|| (0..10_000).map(|_| EventId::generate()).collect::<Vec<_>>()))
+            .map(|_| {
+                std::thread::spawn(|| (0..10_000).map(|_| EventId::generate()).collect::<Vec<_>>())
+            })
             .collect();
-        let mut all: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let mut all: Vec<_> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         let n = all.len();
         all.sort();
         all.dedup();

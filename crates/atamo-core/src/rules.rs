@@ -84,7 +84,11 @@ pub struct PlannedAction {
 
 impl PlannedAction {
     /// An action for `agent`.
-    pub fn new(agent: impl Into<AgentId>, action_type: impl Into<ActionType>, payload: Value) -> Self {
+    pub fn new(
+        agent: impl Into<AgentId>,
+        action_type: impl Into<ActionType>,
+        payload: Value,
+    ) -> Self {
         Self {
             agent: agent.into(),
             action_type: action_type.into(),

@@ -168,7 +168,9 @@ pub enum ConfigProblem {
         what: &'static str,
     },
     /// An action type cannot be removed while an agent handles it.
-    #[error("action type `{action_type}` is handled by agent `{agent}`; unregister the agent first")]
+    #[error(
+        "action type `{action_type}` is handled by agent `{agent}`; unregister the agent first"
+    )]
     ActionTypeInUse {
         /// The action type.
         action_type: ActionType,
@@ -176,7 +178,9 @@ pub enum ConfigProblem {
         agent: AgentId,
     },
     /// A provider is scoped to an event type that is not registered.
-    #[error("provider `{provider}` is scoped to event type `{event_type}`, which is not registered")]
+    #[error(
+        "provider `{provider}` is scoped to event type `{event_type}`, which is not registered"
+    )]
     UnknownScopeType {
         /// The provider.
         provider: ProviderId,
@@ -449,11 +453,9 @@ impl Control {
             }
             Ok(())
         })?;
-        self.shared
-            .bus
-            .emit(TelemetryKind::ProviderUnregistered {
-                provider: id.clone(),
-            });
+        self.shared.bus.emit(TelemetryKind::ProviderUnregistered {
+            provider: id.clone(),
+        });
         Ok(())
     }
 

@@ -178,7 +178,9 @@ impl HubHandle {
         match self.shared.ingress.try_send(env) {
             Ok(()) => Ok(receipt),
             Err(TrySendError::Full(env)) => Err(TryPublishError::Full { event: env.event }),
-            Err(TrySendError::Closed(env)) => Err(PublishError::ShuttingDown { event: env.event }.into()),
+            Err(TrySendError::Closed(env)) => {
+                Err(PublishError::ShuttingDown { event: env.event }.into())
+            }
         }
     }
 

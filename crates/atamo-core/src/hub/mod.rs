@@ -83,7 +83,10 @@ pub struct ShutdownReport {
     /// Whether the deadline passed before all work finished.
     pub deadline_passed: bool,
     /// How long the shutdown took.
-    #[serde(rename = "elapsed_ms", serialize_with = "crate::telemetry::ser_duration_ms")]
+    #[serde(
+        rename = "elapsed_ms",
+        serialize_with = "crate::telemetry::ser_duration_ms"
+    )]
     pub elapsed: Duration,
 }
 
@@ -130,7 +133,9 @@ impl Hub {
         let started = Instant::now();
         let shared = self.shared.clone();
         shared.accepting.store(false, Ordering::Release);
-        shared.bus.emit(TelemetryKind::ShutdownStarted { grace: self.grace });
+        shared
+            .bus
+            .emit(TelemetryKind::ShutdownStarted { grace: self.grace });
         tracing::info!(grace = ?self.grace, "hub shutting down");
         shared.drain.cancel();
         let deadline = tokio::time::sleep(self.grace);

@@ -144,9 +144,8 @@ impl Worker {
             cancel: self.cancel.clone(),
         };
         let started = Instant::now();
-        let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.agent.call(d.action.clone(), ctx)
-        }));
+        let call =
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.agent.call(d.action.clone(), ctx)));
         let fut = match call {
             Ok(fut) => fut,
             Err(panic) => {

@@ -61,7 +61,9 @@ pub struct Origin {
 impl Event {
     /// An event of `event_type` for `principal` with a payload, a new id and a new correlation id.
     pub fn new(event_type: impl Into<EventType>, principal: Principal, payload: Value) -> Self {
-        Self::builder(event_type, principal).payload(payload).build()
+        Self::builder(event_type, principal)
+            .payload(payload)
+            .build()
     }
 
     /// Starts building an event.

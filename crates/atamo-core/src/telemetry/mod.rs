@@ -15,11 +15,11 @@ mod bus;
 mod event;
 mod monitor;
 
-pub use bus::{TelemetryBatch, TelemetryRecvError, TelemetrySubscriber};
 pub(crate) use bus::{Bus, Sink};
+pub use bus::{TelemetryBatch, TelemetryRecvError, TelemetrySubscriber};
 pub use event::{AbandonReason, SuppressReason, TelemetryEvent, TelemetryKind};
-pub use monitor::MonitorStream;
 pub(crate) use monitor::Monitor;
+pub use monitor::MonitorStream;
 
 use std::time::Duration;
 

@@ -53,7 +53,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "fire-and-forget: {} events per run, {} runs, {} runtime threads",
         args.events, args.runs, threads
     );
-    println!("{:<6} {:>16} {:>16} {:>8}", "run", "hub ev/s", "mpsc ev/s", "ratio");
+    println!(
+        "{:<6} {:>16} {:>16} {:>8}",
+        "run", "hub ev/s", "mpsc ev/s", "ratio"
+    );
     let mut hub_rates = Vec::new();
     let mut base_rates = Vec::new();
     let mut seen = 0;
@@ -175,11 +178,7 @@ async fn hub_run(n: u64) -> anyhow::Result<HubRun> {
         while seen + missed < expected_steps {
             match sub.recv_batch().await {
                 Ok(batch) => {
-                    seen += batch
-                        .events
-                        .iter()
-                        .filter(|e| e.event().is_some())
-                        .count() as u64
+                    seen += batch.events.iter().filter(|e| e.event().is_some()).count() as u64
                 }
                 Err(TelemetryRecvError::Lagged { missed: m }) => missed += m,
                 Err(_) => break,
