@@ -3,13 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The README's code runs as a doctest, so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atamo_core::agent::{agent_fn, Agent, AgentError, Reply};
 use atamo_core::telemetry::{TelemetryRecvError, TelemetrySubscriber};
-use atamo_core::{Action, Control, EventId, TelemetryEvent};
+use atamo_core::{Action, Control, Event, EventId, HubHandle, Receipt, TelemetryEvent};
 use tokio::sync::Notify;
 
 /// Records every telemetry event the hub emits, in order, from the moment it is started.
@@ -98,18 +103,6 @@ impl Recorder {
         .await
     }
 
-    /// The step names recorded for one event, in order.
-    pub fn path(&self, event: EventId) -> Vec<&'static str> {
-        self.inner
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.event_id() == Some(event))
-            .map(|e| e.name())
-            .collect()
-    }
-
     /// The steps recorded for one event.
     pub fn steps(&self, event: EventId) -> Vec<TelemetryEvent> {
         self.inner
@@ -120,6 +113,11 @@ impl Recorder {
             .filter(|e| e.event_id() == Some(event))
             .cloned()
             .collect()
+    }
+
+    /// The step names recorded for one event, in order.
+    pub fn path(&self, event: EventId) -> Vec<&'static str> {
+        self.steps(event).iter().map(|e| e.name()).collect()
     }
 
     /// Every step name recorded, in order.
@@ -212,6 +210,17 @@ impl RecordingAgent {
             panic!("timed out waiting for {n} actions; got {}", self.count());
         }
     }
+}
+
+/// Publishes `event` monitored and collects its steps until all its actions have ended.
+pub async fn monitored(handle: &HubHandle, event: Event) -> (Receipt, Vec<TelemetryEvent>) {
+    let (receipt, monitor) = handle.publish_monitored(event).await.unwrap();
+    (receipt, monitor.collect().await)
+}
+
+/// The names of some steps.
+pub fn names(steps: &[TelemetryEvent]) -> Vec<&'static str> {
+    steps.iter().map(|s| s.name()).collect()
 }
 
 /// Counts recorded steps by name, for compact assertions.

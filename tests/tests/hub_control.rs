@@ -199,48 +199,30 @@ async fn agents_providers_and_types_register_and_unregister_at_runtime() {
 #[tokio::test]
 async fn a_bad_configuration_names_every_problem() {
     let agent = RecordingAgent::new();
-    let err = match Hub::builder()
-        .ingress_capacity(0)
-        .event_type(EventTypeDef::new("tick"))
-        .event_type(EventTypeDef::new("tick"))
-        .agent(AgentSpec::new("no types", agent.agent()))
-        .agent(
-            AgentSpec::new("a", agent.agent())
-                .handles(["undeclared"])
-                .concurrency(0),
-        )
-        .provider(
-            "p",
-            RuleBook::new(),
-            ProviderScope::EventTypes(vec!["nope".into()]),
-        )
-        .build()
-    {
-        Ok(_) => panic!("the configuration is invalid"),
-        Err(e) => e,
+    let invalid = |b: atamo_core::HubBuilder| {
+        let b = b
+            .event_type(EventTypeDef::new("tick"))
+            .event_type(EventTypeDef::new("tick"))
+            .agent(AgentSpec::new("no types", agent.agent()))
+            .agent(
+                AgentSpec::new("a", agent.agent())
+                    .handles(["undeclared"])
+                    .concurrency(0),
+            )
+            .provider(
+                "p",
+                RuleBook::new(),
+                ProviderScope::EventTypes(vec!["nope".into()]),
+            );
+        match b.build() {
+            Ok(_) => panic!("the configuration is invalid"),
+            Err(e) => e,
+        }
     };
-    // The capacity problem is found before anything is registered; the rest need a valid
-    // hub setting first.
+    // A bad hub setting is found before anything is registered.
+    let err = invalid(Hub::builder().ingress_capacity(0));
     assert_eq!(err.problems.len(), 1, "{err}");
-    let err = match Hub::builder()
-        .event_type(EventTypeDef::new("tick"))
-        .event_type(EventTypeDef::new("tick"))
-        .agent(AgentSpec::new("no types", agent.agent()))
-        .agent(
-            AgentSpec::new("a", agent.agent())
-                .handles(["undeclared"])
-                .concurrency(0),
-        )
-        .provider(
-            "p",
-            RuleBook::new(),
-            ProviderScope::EventTypes(vec!["nope".into()]),
-        )
-        .build()
-    {
-        Ok(_) => panic!("the configuration is invalid"),
-        Err(e) => e,
-    };
+    let err = invalid(Hub::builder());
     let text = err.to_string();
     for needle in [
         "event type `tick` is already registered",

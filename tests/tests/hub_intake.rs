@@ -13,7 +13,7 @@ use atamo_core::{
     ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, HubBuilder, Principal, PublishError,
     TryPublishError,
 };
-use atamo_tests::{Recorder, RecordingAgent};
+use atamo_tests::{monitored, Recorder, RecordingAgent};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -263,8 +263,7 @@ async fn publish_monitored_streams_the_events_steps_until_its_actions_end() {
         Principal::user("alice"),
         json!({"order": {"id": 9}, "customer": {"id": 3}, "total": 10}),
     );
-    let (receipt, monitor) = hub.handle().publish_monitored(ev).await.unwrap();
-    let steps = monitor.collect().await;
+    let (receipt, steps) = monitored(&hub.handle(), ev).await;
     assert!(steps.iter().all(|s| s.event_id() == Some(receipt.event_id)));
     let mut ends: Vec<_> = steps[5..].iter().map(|s| s.name()).collect();
     ends.sort();

@@ -7,7 +7,7 @@ use atamo_core::agent::{agent_fn, Agent, Reply};
 use atamo_core::rules::{ProviderScope, RuleError};
 use atamo_core::telemetry::{SuppressReason, TelemetryKind};
 use atamo_core::{ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, HubBuilder, Principal};
-use atamo_tests::{tally, Recorder, RecordingAgent};
+use atamo_tests::{monitored, names, tally, Recorder, RecordingAgent};
 use serde_json::json;
 
 fn base() -> HubBuilder {
@@ -217,13 +217,8 @@ async fn a_template_missing_a_field_fails_the_rule_by_name() {
         .provider("rules", rules, ProviderScope::AllEvents)
         .build()
         .unwrap();
-    let (receipt, monitor) = hub
-        .handle()
-        .publish_monitored(order(Principal::user("alice")))
-        .await
-        .unwrap();
-    let steps = monitor.collect().await;
-    let names: Vec<_> = steps.iter().map(|s| s.name()).collect();
+    let (receipt, steps) = monitored(&hub.handle(), order(Principal::user("alice"))).await;
+    let names = names(&steps);
     assert_eq!(
         names,
         [
@@ -269,13 +264,8 @@ async fn two_providers_nominating_the_same_action_make_one_call() {
         )
         .build()
         .unwrap();
-    let (_, monitor) = hub
-        .handle()
-        .publish_monitored(order(Principal::user("alice")))
-        .await
-        .unwrap();
-    let steps = monitor.collect().await;
-    let names: Vec<_> = steps.iter().map(|s| s.name()).collect();
+    let (_, steps) = monitored(&hub.handle(), order(Principal::user("alice"))).await;
+    let names = names(&steps);
     assert_eq!(
         names,
         [

@@ -7,7 +7,7 @@ use atamo_config::{Rule, RuleBook};
 use atamo_core::rules::ProviderScope;
 use atamo_core::telemetry::{TelemetryKind, TelemetryRecvError};
 use atamo_core::{ActionTypeDef, AgentError, AgentSpec, Event, EventTypeDef, Hub, Principal};
-use atamo_tests::RecordingAgent;
+use atamo_tests::{monitored, RecordingAgent};
 use serde_json::json;
 
 fn hub(
@@ -121,16 +121,15 @@ async fn a_panicking_agent_fails_its_call_and_the_hub_keeps_serving() {
 async fn telemetry_serializes_with_ids_principal_and_time() {
     let agent = RecordingAgent::new();
     let hub = hub(agent.agent(), 64, json!({}));
-    let (receipt, monitor) = hub
-        .handle()
-        .publish_monitored(Event::new(
+    let (receipt, steps) = monitored(
+        &hub.handle(),
+        Event::new(
             "tick",
             Principal::user("alice").in_group("ops").in_tenant("acme"),
             json!({}),
-        ))
-        .await
-        .unwrap();
-    let steps = monitor.collect().await;
+        ),
+    )
+    .await;
     let accepted = serde_json::to_value(&steps[0]).unwrap();
     assert_eq!(accepted["kind"], "accepted");
     assert_eq!(accepted["event"]["id"], receipt.event_id.to_string());
