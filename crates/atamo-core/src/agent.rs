@@ -24,8 +24,9 @@ use serde_json::Value;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::hub::{HubHandle, PublishError, Receipt};
-use crate::ids::{ActionType, AgentId};
+use crate::ids::{ActionType, AgentId, RequestId};
 use crate::message::{Action, ActionMeta, Event, MessageTemplate, Origin};
+use crate::request::{AnswerError, RequestSink};
 
 /// The future an agent returns.
 pub type AgentFuture = Pin<Box<dyn Future<Output = Result<Reply, AgentError>> + Send + 'static>>;
@@ -177,6 +178,7 @@ pub struct CallContext {
     pub(crate) action: Arc<ActionMeta>,
     pub(crate) hub: HubHandle,
     pub(crate) cancel: Arc<CancellationToken>,
+    pub(crate) request: Option<RequestSink>,
 }
 
 impl CallContext {
@@ -211,6 +213,22 @@ impl CallContext {
             action: self.action.id,
         });
         self.hub.publish(event).await
+    }
+
+    /// The request this call answers, when it answers one.
+    pub fn request_id(&self) -> Option<RequestId> {
+        self.request.as_ref().map(|r| r.entry.id)
+    }
+
+    /// Sends one answer to the request this call serves; call it many times for a feed, and
+    /// return the last answer (if any) as the [`Reply`] payload. Waits while the requester's
+    /// buffer is full (backpressure). Fails with [`AnswerError::Ended`] once the request has
+    /// ended (cancelled, deadline passed): stop producing then.
+    pub async fn answer(&self, payload: Value) -> Result<(), AnswerError> {
+        match &self.request {
+            Some(sink) => sink.entry.answer(sink.action, payload).await,
+            None => Err(AnswerError::NotARequest),
+        }
     }
 
     /// A handle to the hub, for anything else the agent needs to publish or ask.

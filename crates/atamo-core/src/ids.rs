@@ -295,6 +295,10 @@ uuid_type!(
     ActionId
 );
 uuid_type!(
+    /// The id of a request, handed to the client at once; answers are collected under it.
+    RequestId
+);
+uuid_type!(
     /// Ties together an event, its actions and every follow-up event they publish.
     CorrelationId
 );

@@ -62,6 +62,7 @@ pub mod agent;
 pub mod hub;
 pub mod ids;
 pub mod message;
+pub mod request;
 pub mod rules;
 pub mod telemetry;
 
@@ -71,8 +72,11 @@ pub use hub::{
     Receipt, TryPublishError,
 };
 pub use ids::{
-    ActionId, ActionType, AgentId, CorrelationId, EventId, EventType, GroupId, ProviderId, RuleId,
-    TenantId, UserId,
+    ActionId, ActionType, AgentId, CorrelationId, EventId, EventType, GroupId, ProviderId,
+    RequestId, RuleId, TenantId, UserId,
 };
 pub use message::{Action, Event, MessageTemplate, Principal};
+pub use request::{
+    Answer, RequestOptions, RequestReceipt, RequestState, RequestStatus, RequestUpdate,
+};
 pub use telemetry::{TelemetryEvent, TelemetryKind};

@@ -234,6 +234,10 @@ pub struct HealthSnapshot {
     pub queued_actions: usize,
     /// Telemetry subscribers connected.
     pub telemetry_subscribers: usize,
+    /// Requests still running.
+    pub requests_running: usize,
+    /// Finished requests whose answers are kept for their clients.
+    pub requests_kept: u64,
 }
 
 /// The controller's handle: registers and removes event types, action types, agents and rule
@@ -543,6 +547,8 @@ impl Control {
             queued_actions: agents.iter().map(|a| a.queue.len).sum(),
             agents,
             telemetry_subscribers: self.shared.bus.subscriber_count(),
+            requests_running: self.shared.requests.running(),
+            requests_kept: self.shared.requests.kept(),
         }
     }
 

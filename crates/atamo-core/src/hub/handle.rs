@@ -8,10 +8,16 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::routing::RuleOutcome;
 use super::Shared;
+use crate::ids::RequestId;
 use crate::ids::{CorrelationId, EventId};
 use crate::message::{Event, Problem};
+use crate::request::{
+    AnswerStream, Found, RequestEntry, RequestOptions, RequestReceipt, RequestSnapshot,
+    RequestState, RequestStatus, RequestUpdate, WaitError,
+};
 use crate::rules::PlannedAction;
 use crate::telemetry::{Monitor, MonitorStream, TelemetryKind};
+use std::time::Duration;
 
 use super::routing::Verdict;
 
@@ -114,6 +120,7 @@ impl DryRun {
 pub(crate) struct Envelope {
     pub(crate) event: Event,
     pub(crate) monitor: Option<Monitor>,
+    pub(crate) request: Option<Arc<RequestEntry>>,
 }
 
 /// The client's handle to a hub: publish events, monitor them, dry-run them.
@@ -144,7 +151,11 @@ impl HubHandle {
             });
             return Err(PublishError::Rejected { event, problems });
         }
-        Ok(Envelope { event, monitor })
+        Ok(Envelope {
+            event,
+            monitor,
+            request: None,
+        })
     }
 
     fn receipt(event: &Event) -> Receipt {
@@ -214,6 +225,120 @@ impl HubHandle {
             outcomes = planned.into_iter().map(|p| p.outcome).collect();
         }
         DryRun { problems, outcomes }
+    }
+
+    /// Sends a request: an event whose actions answer back. Returns a receipt with the request
+    /// id as soon as the request is accepted; collect the answers with [`wait`](Self::wait),
+    /// [`poll`](Self::poll) or [`subscribe`](Self::subscribe).
+    pub async fn request(&self, event: Event) -> Result<RequestReceipt, PublishError> {
+        self.request_with(event, RequestOptions::default()).await
+    }
+
+    /// [`request`](Self::request) with options: keep-alive, deadline, live feed.
+    pub async fn request_with(
+        &self,
+        event: Event,
+        options: RequestOptions,
+    ) -> Result<RequestReceipt, PublishError> {
+        let env = self.prepare(event, None)?;
+        self.send_request(env, options).await
+    }
+
+    /// A request whose steps are also streamed to the caller, like
+    /// [`publish_monitored`](Self::publish_monitored).
+    pub async fn request_monitored(
+        &self,
+        event: Event,
+        options: RequestOptions,
+    ) -> Result<(RequestReceipt, MonitorStream), PublishError> {
+        let (monitor, stream) = Monitor::new();
+        let env = self.prepare(event, Some(monitor))?;
+        Ok((self.send_request(env, options).await?, stream))
+    }
+
+    async fn send_request(
+        &self,
+        mut env: Envelope,
+        options: RequestOptions,
+    ) -> Result<RequestReceipt, PublishError> {
+        let store = &self.shared.requests;
+        let entry = Arc::new(RequestEntry::new(
+            env.event.meta.clone(),
+            options,
+            store.config.answer_buffer,
+            self.shared.abort.child_token(),
+            self.shared.bus.clone(),
+            Arc::downgrade(store),
+        ));
+        let receipt = RequestReceipt {
+            request_id: entry.id,
+            event_id: env.event.id(),
+            correlation_id: env.event.correlation_id(),
+        };
+        store.insert(entry.clone());
+        env.request = Some(entry);
+        if let Err(e) = self.shared.ingress.send(env).await {
+            store.remove(&receipt.request_id);
+            return Err(PublishError::ShuttingDown { event: e.0.event });
+        }
+        Ok(receipt)
+    }
+
+    /// A request's state and the answers so far, or whether it expired or is unknown.
+    pub fn poll(&self, id: RequestId) -> RequestStatus {
+        match self.shared.requests.find(&id) {
+            Found::Live(e) => RequestStatus::Known(e.snapshot()),
+            Found::Expired => RequestStatus::Expired { request_id: id },
+            Found::Unknown => RequestStatus::Unknown { request_id: id },
+        }
+    }
+
+    /// Follows a request: everything still kept, then live updates until it finishes. A late
+    /// subscriber misses nothing that is still kept.
+    pub fn subscribe(&self, id: RequestId) -> Result<AnswerStream, WaitError> {
+        match self.shared.requests.find(&id) {
+            Found::Live(e) => Ok(e.subscribe()),
+            Found::Expired => Err(WaitError::Expired(id)),
+            Found::Unknown => Err(WaitError::Unknown(id)),
+        }
+    }
+
+    /// Waits until the request finishes (or `timeout` passes) and returns its state with every
+    /// answer it received.
+    pub async fn wait(
+        &self,
+        id: RequestId,
+        timeout: Duration,
+    ) -> Result<RequestSnapshot, WaitError> {
+        let mut stream = self.subscribe(id)?;
+        let mut answers = Vec::new();
+        let collect = async {
+            while let Some(update) = stream.next().await {
+                if let RequestUpdate::Answer(a) = update {
+                    answers.push(a);
+                }
+            }
+        };
+        let timed_out = tokio::time::timeout(timeout, collect).await.is_err();
+        let mut snapshot = match self.shared.requests.find(&id) {
+            Found::Live(e) => e.snapshot(),
+            Found::Expired => return Err(WaitError::Expired(id)),
+            Found::Unknown => return Err(WaitError::Unknown(id)),
+        };
+        if timed_out {
+            return Err(WaitError::Timeout(Box::new(snapshot)));
+        }
+        snapshot.answers = answers;
+        Ok(snapshot)
+    }
+
+    /// Cancels a running request: its agents see cancellation, it ends as `Cancelled`. Returns
+    /// false when it had already ended or is not known.
+    pub fn cancel(&self, id: RequestId) -> bool {
+        match self.shared.requests.find(&id) {
+            Found::Live(e) => e.stop(RequestState::Cancelled),
+            _ => false,
+        }
     }
 
     /// Whether the hub still accepts events.

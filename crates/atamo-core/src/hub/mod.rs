@@ -29,6 +29,7 @@ pub use routing::{RuleOutcome, Verdict};
 
 use crate::agent::AgentSpec;
 use crate::ids::ProviderId;
+use crate::request::{RequestStore, StoreConfig};
 use crate::rules::{ProviderScope, RuleProvider};
 use crate::telemetry::{Bus, TelemetryKind};
 use handle::Envelope;
@@ -50,6 +51,7 @@ pub(crate) struct Shared {
     /// The deadline passed: workers abandon what they hold; agents see it as cancellation.
     pub(crate) abort: CancellationToken,
     pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) requests: Arc<RequestStore>,
     workers: Mutex<Vec<JoinHandle<WorkerReport>>>,
 }
 
@@ -99,6 +101,8 @@ pub struct ShutdownReport {
 pub struct Hub {
     shared: Arc<Shared>,
     router: Option<JoinHandle<RouterReport>>,
+    timers: Option<JoinHandle<()>>,
+    timers_stop: CancellationToken,
     grace: Duration,
 }
 
@@ -169,6 +173,10 @@ impl Hub {
                 wait_all.await
             }
         };
+        self.timers_stop.cancel();
+        if let Some(t) = self.timers.take() {
+            let _ = t.await;
+        }
         report.events_drained = r.drained;
         report.actions_abandoned = r.abandoned + w.abandoned;
         report.elapsed = started.elapsed();
@@ -186,6 +194,7 @@ impl Drop for Hub {
             self.shared.accepting.store(false, Ordering::Release);
             self.shared.drain.cancel();
         }
+        self.timers_stop.cancel();
     }
 }
 
@@ -209,6 +218,7 @@ pub struct HubBuilder {
     ingress_capacity: usize,
     telemetry_capacity: usize,
     grace: Duration,
+    store: StoreConfig,
     event_types: Vec<EventTypeDef>,
     action_types: Vec<ActionTypeDef>,
     agents: Vec<AgentSpec>,
@@ -221,6 +231,12 @@ impl Default for HubBuilder {
             ingress_capacity: 8192,
             telemetry_capacity: 1024,
             grace: Duration::from_secs(10),
+            store: StoreConfig {
+                keep_alive: Duration::from_secs(300),
+                max_kept_bytes: 256 * 1024 * 1024,
+                answer_buffer: 1024,
+                tombstones: 1_000_000,
+            },
             event_types: Vec::new(),
             action_types: Vec::new(),
             agents: Vec::new(),
@@ -247,6 +263,29 @@ impl HubBuilder {
     /// How long in-flight actions may take to finish once shutdown begins (default 10 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// How long a finished request's answers are kept for clients that come back (default
+    /// 5 minutes; a request may set its own with
+    /// [`RequestOptions::keep_alive`](crate::RequestOptions::keep_alive)).
+    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.store.keep_alive = keep_alive;
+        self
+    }
+
+    /// The memory bound of the keep-alive cache, in (estimated) bytes (default 256 MiB). When
+    /// it is reached the least useful requests are evicted early, reported as
+    /// `request_expired` with reason `memory`.
+    pub fn keep_alive_memory(mut self, bytes: u64) -> Self {
+        self.store.max_kept_bytes = bytes;
+        self
+    }
+
+    /// How many unread updates one request may hold before its agents' `answer` waits
+    /// (default 1024).
+    pub fn answer_buffer(mut self, n: usize) -> Self {
+        self.store.answer_buffer = n;
         self
     }
 
@@ -305,11 +344,22 @@ impl HubBuilder {
         let (Some(runtime), true) = (runtime, problems.is_empty()) else {
             return Err(ConfigError { problems });
         };
+        if self.store.answer_buffer == 0 {
+            problems.push(ConfigProblem::Setting(
+                "answer buffer must be at least 1".into(),
+            ));
+            return Err(ConfigError { problems });
+        }
         let (tx, rx) = mpsc::channel(self.ingress_capacity);
+        let bus = Arc::new(Bus::new(self.telemetry_capacity));
+        let timers_stop = CancellationToken::new();
+        let (requests, timers) = RequestStore::new(self.store, bus.clone(), timers_stop.clone());
+        let timers = runtime.spawn(timers.instrument(tracing::info_span!("request_timers")));
         let shared = Arc::new(Shared {
             routing: ArcSwap::from_pointee(Routing::default()),
             ingress: tx,
-            bus: Arc::new(Bus::new(self.telemetry_capacity)),
+            bus,
+            requests,
             accepting: AtomicBool::new(true),
             control_lock: Mutex::new(()),
             drain: CancellationToken::new(),
@@ -346,6 +396,7 @@ impl HubBuilder {
             // Stop the workers already started; they hold nothing yet.
             shared.accepting.store(false, Ordering::Release);
             shared.abort.cancel();
+            timers_stop.cancel();
             return Err(ConfigError { problems });
         }
         let router = Router::new(shared.clone());
@@ -353,6 +404,8 @@ impl HubBuilder {
         Ok(Hub {
             shared,
             router: Some(task),
+            timers: Some(timers),
+            timers_stop,
             grace: self.grace,
         })
     }

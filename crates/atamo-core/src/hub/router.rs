@@ -88,7 +88,11 @@ impl Router {
     }
 
     fn route(&mut self, env: Envelope, routing: &Routing) {
-        let Envelope { event, monitor } = env;
+        let Envelope {
+            event,
+            monitor,
+            request,
+        } = env;
         let monitor = monitor.as_ref();
         let meta = event.meta().clone();
         self.sink.emit(
@@ -139,11 +143,15 @@ impl Router {
                         monitor,
                     );
                     dispatched += 1;
+                    if let Some(r) = &request {
+                        r.add_part(action.agent().clone(), id);
+                    }
                     self.dispatches.push((
                         entry,
                         Dispatch {
                             action,
                             monitor: monitor.cloned(),
+                            request: request.clone(),
                         },
                     ));
                 }
@@ -213,6 +221,9 @@ impl Router {
                 monitor,
             );
         }
+        if let Some(r) = &request {
+            r.routing_done();
+        }
     }
 
     /// Queues the batch's actions. A full agent queue makes the router wait (and so, in turn,
@@ -237,6 +248,9 @@ impl Router {
                 Err(TrySendError::Closed(d)) => d,
             };
             self.abandoned += 1;
+            if let Some(r) = &d.request {
+                r.end_part(d.action.id(), &Err(crate::agent::AgentError::Cancelled));
+            }
             let reason = AbandonReason::ShutdownDeadline;
             self.sink.begin();
             self.sink.emit(

@@ -19,6 +19,7 @@ use super::routing::{panic_message, AgentStats};
 use super::HubHandle;
 use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, Reply};
 use crate::message::Action;
+use crate::request::{RequestEntry, RequestSink};
 use crate::telemetry::{AbandonReason, Monitor, Sink, TelemetryKind};
 
 const BATCH: usize = 256;
@@ -27,6 +28,7 @@ const BATCH: usize = 256;
 pub(crate) struct Dispatch {
     pub(crate) action: Action,
     pub(crate) monitor: Option<Monitor>,
+    pub(crate) request: Option<Arc<RequestEntry>>,
 }
 
 /// What a worker did after shutdown began.
@@ -141,7 +143,14 @@ impl Worker {
             agent: self.info.clone(),
             action: d.action.meta.clone(),
             hub: self.hub.clone(),
-            cancel: self.cancel.clone(),
+            cancel: match &d.request {
+                Some(r) => r.cancel.clone(),
+                None => self.cancel.clone(),
+            },
+            request: d.request.as_ref().map(|r| RequestSink {
+                entry: r.clone(),
+                action: d.action.id(),
+            }),
         };
         let started = Instant::now();
         let call =
@@ -169,6 +178,9 @@ impl Worker {
 
     fn finish(&self, (d, elapsed, result): Done, sink: &mut Sink) {
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(r) = &d.request {
+            r.end_part(d.action.id(), &result);
+        }
         let action = d.action.meta;
         let kind = match result {
             Ok(_) => {
@@ -198,6 +210,9 @@ impl Worker {
         let mut n = 0;
         let mut report = |d: Dispatch, sink: &mut Sink| {
             n += 1;
+            if let Some(r) = &d.request {
+                r.end_part(d.action.id(), &Err(AgentError::Cancelled));
+            }
             sink.emit(
                 TelemetryKind::ActionAbandoned {
                     action: d.action.meta,

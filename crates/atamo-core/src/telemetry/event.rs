@@ -5,8 +5,11 @@ use serde::Serialize;
 
 use crate::agent::AgentError;
 use crate::hub::ShutdownReport;
-use crate::ids::{ActionId, ActionType, AgentId, CorrelationId, EventId, ProviderId, RuleId};
+use crate::ids::{
+    ActionId, ActionType, AgentId, CorrelationId, EventId, ProviderId, RequestId, RuleId,
+};
 use crate::message::{ActionMeta, EventMeta, Principal, Problem, Timestamp};
+use crate::request::RequestState;
 use crate::rules::RuleError;
 
 /// One step in the life of a message (or of the hub), with when it happened.
@@ -126,6 +129,37 @@ pub enum TelemetryKind {
         /// Why.
         error: String,
     },
+    /// An agent answered a request.
+    AnswerReady {
+        /// The event carrying the request.
+        event: Arc<EventMeta>,
+        /// The request.
+        request_id: RequestId,
+        /// The agent.
+        agent: AgentId,
+        /// The answer's number among this agent's answers.
+        seq: u64,
+        /// Whether it is the agent's last answer.
+        last: bool,
+    },
+    /// A request ended.
+    RequestFinished {
+        /// The event carrying the request.
+        event: Arc<EventMeta>,
+        /// The request.
+        request_id: RequestId,
+        /// How it ended.
+        state: RequestState,
+    },
+    /// A finished request's answers were dropped from the keep-alive cache.
+    RequestExpired {
+        /// The event carrying the request.
+        event: Arc<EventMeta>,
+        /// The request.
+        request_id: RequestId,
+        /// Why.
+        reason: ExpiryReason,
+    },
     /// An agent was registered.
     AgentRegistered {
         /// The agent.
@@ -166,6 +200,17 @@ pub enum TelemetryKind {
 pub enum SuppressReason {
     /// The event is a follow-up published by this very agent.
     OwnFollowUp,
+}
+
+/// Why a request's answers are no longer kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ExpiryReason {
+    /// Its keep-alive time passed.
+    KeepAlive,
+    /// The keep-alive cache reached its memory bound and evicted it.
+    Memory,
 }
 
 /// Why an action was abandoned.
@@ -233,6 +278,9 @@ impl TelemetryKind {
             ActionSucceeded { .. } => "action_succeeded",
             ActionFailed { .. } => "action_failed",
             ActionAbandoned { .. } => "action_abandoned",
+            AnswerReady { .. } => "answer_ready",
+            RequestFinished { .. } => "request_finished",
+            RequestExpired { .. } => "request_expired",
             FollowUpFailed { .. } => "follow_up_failed",
             AgentRegistered { .. } => "agent_registered",
             AgentUnregistered { .. } => "agent_unregistered",
@@ -253,7 +301,10 @@ impl TelemetryKind {
             | RuleFailed { event, .. }
             | NoRoute { event }
             | RouteSuppressed { event, .. }
-            | ActionMerged { event, .. } => Some(event),
+            | ActionMerged { event, .. }
+            | AnswerReady { event, .. }
+            | RequestFinished { event, .. }
+            | RequestExpired { event, .. } => Some(event),
             ActionDispatched { action }
             | ActionSucceeded { action, .. }
             | ActionFailed { action, .. }
