@@ -118,6 +118,7 @@ impl CompiledRule {
                     agent: self.rule.agent.clone(),
                     action_type: self.rule.action.clone(),
                     payload,
+                    sharing: self.rule.sharing,
                 },
             ),
             Err(missing) => Proposal::failed(

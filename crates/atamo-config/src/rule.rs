@@ -1,7 +1,10 @@
 //! Rules: (event type, subject) → (agent, action type, template).
 
 use atamo_core::ids::{ActionType, AgentId, EventType, GroupId, RuleId, TenantId, UserId};
+use std::time::Duration;
+
 use atamo_core::message::Principal;
+use atamo_core::rules::{ShareScope, Sharing};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -47,6 +50,10 @@ pub struct Rule {
     pub action: ActionType,
     /// The action payload, with placeholders (see [`ActionTemplate`](crate::ActionTemplate)).
     pub template: Value,
+    /// For requests: who may share one agent call when identical requests are in flight, and
+    /// how long a result may be reused (JSON: `"coalesce": "off" | "user" | "tenant" |
+    /// "global"`, default `user`; `"cache_ttl_ms"`, default none).
+    pub sharing: Sharing,
 }
 
 impl Rule {
@@ -65,7 +72,15 @@ impl Rule {
             agent: agent.into(),
             action: action.into(),
             template,
+            sharing: Sharing::default(),
         }
+    }
+
+    /// The same rule with another sharing policy for requests.
+    #[must_use]
+    pub fn shared(mut self, sharing: Sharing) -> Self {
+        self.sharing = sharing;
+        self
     }
 
     /// The same rule, for `subject` only.
@@ -117,6 +132,14 @@ struct RuleRepr {
     agent: AgentId,
     action: ActionType,
     template: Value,
+    #[serde(default, skip_serializing_if = "is_default_scope")]
+    coalesce: ShareScope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache_ttl_ms: Option<u64>,
+}
+
+fn is_default_scope(scope: &ShareScope) -> bool {
+    *scope == ShareScope::default()
 }
 
 /// Why a rule's JSON names more than one subject.
@@ -158,6 +181,10 @@ impl TryFrom<RuleRepr> for Rule {
             agent: repr.agent,
             action: repr.action,
             template: repr.template,
+            sharing: Sharing {
+                scope: repr.coalesce,
+                result_ttl: repr.cache_ttl_ms.map(Duration::from_millis),
+            },
         })
     }
 }
@@ -180,6 +207,11 @@ impl From<Rule> for RuleRepr {
             agent: rule.agent,
             action: rule.action,
             template: rule.template,
+            coalesce: rule.sharing.scope,
+            cache_ttl_ms: rule
+                .sharing
+                .result_ttl
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 }

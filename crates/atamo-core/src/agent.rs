@@ -217,7 +217,7 @@ impl CallContext {
 
     /// The request this call answers, when it answers one.
     pub fn request_id(&self) -> Option<RequestId> {
-        self.request.as_ref().map(|r| r.entry.id)
+        self.request.as_ref().map(|r| r.request_id)
     }
 
     /// Sends one answer to the request this call serves; call it many times for a feed, and
@@ -226,7 +226,7 @@ impl CallContext {
     /// ended (cancelled, deadline passed): stop producing then.
     pub async fn answer(&self, payload: Value) -> Result<(), AnswerError> {
         match &self.request {
-            Some(sink) => sink.entry.answer(sink.action, payload).await,
+            Some(sink) => sink.group.answer(payload).await,
             None => Err(AnswerError::NotARequest),
         }
     }

@@ -80,6 +80,38 @@ pub struct PlannedAction {
     pub action_type: ActionType,
     /// The payload, usually built from a template.
     pub payload: Arc<Value>,
+    /// Whether identical requests may share one call of the agent.
+    pub sharing: Sharing,
+}
+
+/// Who may share one agent call when identical requests (same agent, action type and payload)
+/// are in flight at the same time: the call is made once and its answers go to every
+/// requester, each under its own request id. Events are never shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareScope {
+    /// Every request gets its own call.
+    Off,
+    /// Requests of the same user (in the same tenant) share. The default: no data ever crosses
+    /// from one user to another.
+    #[default]
+    User,
+    /// Requests of users of the same tenant share (users with no tenant form one group).
+    Tenant,
+    /// Any identical requests share.
+    Global,
+}
+
+/// How a rule's actions may be shared between identical requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Sharing {
+    /// Who may share a call in flight.
+    pub scope: ShareScope,
+    /// Keep a successful call's answers this long, and answer identical requests (in the same
+    /// scope) from them without calling the agent. None: no result cache.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "result_ttl_ms")]
+    #[serde(serialize_with = "crate::telemetry::ser_opt_duration_ms")]
+    pub result_ttl: Option<std::time::Duration>,
 }
 
 impl PlannedAction {
@@ -93,7 +125,15 @@ impl PlannedAction {
             agent: agent.into(),
             action_type: action_type.into(),
             payload: Arc::new(payload),
+            sharing: Sharing::default(),
         }
+    }
+
+    /// Sets how the action may be shared between identical requests.
+    #[must_use]
+    pub fn shared(mut self, sharing: Sharing) -> Self {
+        self.sharing = sharing;
+        self
     }
 }
 

@@ -124,6 +124,7 @@ impl Router {
                     let Some(entry) = entry else { continue };
                     let id = ActionId::generate();
                     action_id = Some(id);
+                    let sharing = plan.sharing;
                     let action = Action::new(
                         ActionMeta {
                             id,
@@ -152,6 +153,7 @@ impl Router {
                             action,
                             monitor: monitor.cloned(),
                             request: request.clone(),
+                            sharing,
                         },
                     ));
                 }

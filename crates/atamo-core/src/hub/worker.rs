@@ -1,13 +1,17 @@
 //! One long-lived task per agent: takes dispatched actions from the agent's queue in batches and
 //! runs up to `concurrency` calls at once.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
 
 use futures_util::future::CatchUnwind;
 use futures_util::stream::FuturesUnordered;
@@ -18,8 +22,10 @@ use tokio_util::sync::CancellationToken;
 use super::routing::{panic_message, AgentStats};
 use super::HubHandle;
 use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, Reply};
+use crate::ids::{ActionId, RequestId};
 use crate::message::Action;
-use crate::request::{RequestEntry, RequestSink};
+use crate::request::{CallGroup, RequestEntry, RequestSink};
+use crate::rules::{ShareScope, Sharing};
 use crate::telemetry::{AbandonReason, Monitor, Sink, TelemetryKind};
 
 const BATCH: usize = 256;
@@ -29,6 +35,7 @@ pub(crate) struct Dispatch {
     pub(crate) action: Action,
     pub(crate) monitor: Option<Monitor>,
     pub(crate) request: Option<Arc<RequestEntry>>,
+    pub(crate) sharing: Sharing,
 }
 
 /// What a worker did after shutdown began.
@@ -44,15 +51,45 @@ pub(crate) struct Worker {
     hub: HubHandle,
     // Shared by every call of this worker: cloning an `Arc` is cheaper than cloning a token.
     cancel: Arc<CancellationToken>,
+    /// Calls in flight that identical requests may join, by coalescing key. Owned by this task.
+    calls: HashMap<Arc<str>, Arc<CallGroup>>,
+    /// The dispatches of requests that joined a call in flight, by its key.
+    waiting: HashMap<Arc<str>, Vec<Dispatch>>,
+    /// Answers of recent successful shareable calls, for rules with a result TTL.
+    recent: HashMap<Arc<str>, Recent>,
 }
 
-type Done = (Dispatch, Duration, Result<Reply, AgentError>);
+/// A recent call's answers, reusable until `until`.
+struct Recent {
+    until: Instant,
+    from: ActionId,
+    answers: Vec<Arc<Value>>,
+    last: Option<Value>,
+}
+
+/// The most recent results kept per agent; beyond it, expired ones are pruned and new ones are
+/// not kept until there is room.
+const RECENT_CAP: usize = 10_000;
+
+/// A request call's group and the key it is found under.
+struct GroupRef {
+    group: Arc<CallGroup>,
+    key: Option<Arc<str>>,
+}
+
+type Done = (
+    Dispatch,
+    Duration,
+    Result<Reply, AgentError>,
+    Option<GroupRef>,
+);
 
 /// A running call. Polled once inline first: an agent that completes without waiting never
 /// touches the `FuturesUnordered`.
 struct InFlight {
     fut: CatchUnwind<AssertUnwindSafe<AgentFuture>>,
     dispatch: Option<Dispatch>,
+    group: Option<GroupRef>,
     started: Instant,
 }
 
@@ -67,7 +104,7 @@ impl Future for InFlight {
             }),
         };
         match self.dispatch.take() {
-            Some(d) => Poll::Ready((d, self.started.elapsed(), result)),
+            Some(d) => Poll::Ready((d, self.started.elapsed(), result, self.group.take())),
             // Polled again after completion: nothing more to give.
             None => Poll::Pending,
         }
@@ -88,10 +125,13 @@ impl Worker {
             stats,
             hub,
             cancel,
+            calls: HashMap::new(),
+            waiting: HashMap::new(),
+            recent: HashMap::new(),
         }
     }
 
-    pub(crate) async fn run(self, mut rx: mpsc::Receiver<Dispatch>) -> WorkerReport {
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Dispatch>) -> WorkerReport {
         let shared = self.hub.shared.clone();
         let mut sink = Sink::new(shared.bus.clone());
         let mut inflight: FuturesUnordered<InFlight> = FuturesUnordered::new();
@@ -137,19 +177,90 @@ impl Worker {
         report
     }
 
-    fn start(&self, d: Dispatch, inflight: &mut FuturesUnordered<InFlight>, sink: &mut Sink) {
+    /// For a shareable request: answers it from a recent identical call, or joins it to an
+    /// identical call in flight. Returns the dispatch back when it needs a call of its own,
+    /// with the key a new call is to be found under.
+    fn share(
+        &mut self,
+        d: Dispatch,
+        entry: &Arc<RequestEntry>,
+        sink: &mut Sink,
+    ) -> Option<(Dispatch, Option<Arc<str>>)> {
+        let Some(key) = coalescing_key(&d) else {
+            return Some((d, None));
+        };
+        let now = Instant::now();
+        if let Some(recent) = self.recent.get(&key).filter(|r| r.until > now) {
+            for answer in &recent.answers {
+                entry.replay_answer(d.action.id(), answer.clone());
+            }
+            let reply = Ok(Reply {
+                payload: recent.last.clone(),
+            });
+            entry.end_part(d.action.id(), &reply);
+            let from = recent.from;
+            sink.emit(
+                TelemetryKind::ActionServedFromCache {
+                    action: d.action.meta.clone(),
+                    from,
+                },
+                d.monitor.as_ref(),
+            );
+            self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if let Some(group) = self.calls.get(&key) {
+            if group.join(entry, d.action.id()) {
+                sink.emit(
+                    TelemetryKind::ActionCoalesced {
+                        action: d.action.meta.clone(),
+                        into: group.leader,
+                    },
+                    d.monitor.as_ref(),
+                );
+                // The follower's dispatch (and its monitor) lives until the shared call ends.
+                self.followers(&key).push(d);
+                return None;
+            }
+        }
+        Some((d, Some(key)))
+    }
+
+    fn followers(&mut self, key: &Arc<str>) -> &mut Vec<Dispatch> {
+        self.waiting.entry(key.clone()).or_default()
+    }
+
+    fn start(&mut self, d: Dispatch, inflight: &mut FuturesUnordered<InFlight>, sink: &mut Sink) {
+        let (d, group) = match d.request.clone() {
+            None => (d, None),
+            Some(entry) => {
+                let Some((d, key)) = self.share(d, &entry, sink) else {
+                    return;
+                };
+                let group =
+                    CallGroup::new(&entry, d.action.id(), self.hub.shared.abort.child_token());
+                if let Some(key) = &key {
+                    self.calls.insert(key.clone(), group.clone());
+                }
+                (d, Some(GroupRef { group, key }))
+            }
+        };
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         let ctx = CallContext {
             agent: self.info.clone(),
             action: d.action.meta.clone(),
             hub: self.hub.clone(),
-            cancel: match &d.request {
-                Some(r) => r.cancel.clone(),
+            cancel: match &group {
+                Some(g) => g.group.cancel.clone(),
                 None => self.cancel.clone(),
             },
-            request: d.request.as_ref().map(|r| RequestSink {
-                entry: r.clone(),
-                action: d.action.id(),
+            request: group.as_ref().map(|g| RequestSink {
+                group: g.group.clone(),
+                request_id: d
+                    .request
+                    .as_ref()
+                    .map(|r| r.id)
+                    .unwrap_or_else(RequestId::generate),
             }),
         };
         let started = Instant::now();
@@ -161,13 +272,14 @@ impl Worker {
                 let err = AgentError::Panicked {
                     message: panic_message(&*panic),
                 };
-                self.finish((d, started.elapsed(), Err(err)), sink);
+                self.finish((d, started.elapsed(), Err(err), group), sink);
                 return;
             }
         };
         let mut call = InFlight {
             fut: AssertUnwindSafe(fut).catch_unwind(),
             dispatch: Some(d),
+            group,
             started,
         };
         match Pin::new(&mut call).poll(&mut Context::from_waker(Waker::noop())) {
@@ -176,33 +288,71 @@ impl Worker {
         }
     }
 
-    fn finish(&self, (d, elapsed, result): Done, sink: &mut Sink) {
+    fn finish(&mut self, (d, elapsed, result, group): Done, sink: &mut Sink) {
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if let Some(r) = &d.request {
-            r.end_part(d.action.id(), &result);
-        }
-        let action = d.action.meta;
-        let kind = match result {
-            Ok(_) => {
-                self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
-                TelemetryKind::ActionSucceeded { action, elapsed }
+        let mut followers = Vec::new();
+        if let Some(GroupRef { group, key }) = group {
+            // Every member request, the leader's first, gets the call's end.
+            for (entry, action) in group.close() {
+                entry.end_part(action, &result);
             }
-            Err(error) => {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(agent = %self.info.id, action = %action.id, %error, "action failed");
-                TelemetryKind::ActionFailed {
-                    action,
-                    error,
-                    elapsed,
+            if let Some(key) = key {
+                if self.calls.get(&key).is_some_and(|g| Arc::ptr_eq(g, &group)) {
+                    self.calls.remove(&key);
+                }
+                followers = self.waiting.remove(&key).unwrap_or_default();
+                if let (Ok(reply), Some(ttl)) = (&result, d.sharing.result_ttl) {
+                    self.remember(key, &group, reply, ttl);
                 }
             }
+        }
+        for f in std::iter::once(d).chain(followers) {
+            let action = f.action.meta;
+            let kind = match &result {
+                Ok(_) => {
+                    self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                    TelemetryKind::ActionSucceeded { action, elapsed }
+                }
+                Err(error) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(agent = %self.info.id, action = %action.id, %error, "action failed");
+                    TelemetryKind::ActionFailed {
+                        action,
+                        error: error.clone(),
+                        elapsed,
+                    }
+                }
+            };
+            sink.emit(kind, f.monitor.as_ref());
+        }
+    }
+
+    /// Keeps a successful shared call's answers for identical requests within `ttl`.
+    fn remember(&mut self, key: Arc<str>, group: &CallGroup, reply: &Reply, ttl: Duration) {
+        let Some(answers) = group.history() else {
+            return;
         };
-        sink.emit(kind, d.monitor.as_ref());
+        let now = Instant::now();
+        if self.recent.len() >= RECENT_CAP {
+            self.recent.retain(|_, r| r.until > now);
+            if self.recent.len() >= RECENT_CAP {
+                return;
+            }
+        }
+        self.recent.insert(
+            key,
+            Recent {
+                until: now + ttl,
+                from: group.leader,
+                answers,
+                last: reply.payload.clone(),
+            },
+        );
     }
 
     /// The shutdown deadline passed: every running and queued action is reported abandoned.
     fn abandon(
-        &self,
+        &mut self,
         inflight: &mut FuturesUnordered<InFlight>,
         rx: &mut mpsc::Receiver<Dispatch>,
         sink: &mut Sink,
@@ -231,6 +381,9 @@ impl Worker {
                 report(d, sink);
             }
         }
+        for d in self.waiting.drain().flat_map(|(_, v)| v) {
+            report(d, sink);
+        }
         inflight.clear();
         rx.close();
         while let Ok(d) = rx.try_recv() {
@@ -241,4 +394,20 @@ impl Worker {
         }
         n
     }
+}
+
+/// The key under which identical shareable requests find each other: the action type, who may
+/// share (per the rule's scope), and the payload in canonical form (serde_json's maps are
+/// sorted, so equal payloads serialize alike).
+fn coalescing_key(d: &Dispatch) -> Option<Arc<str>> {
+    let p = d.action.principal();
+    let tenant = p.tenant.as_ref().map_or("", |t| t.as_str());
+    let who = match d.sharing.scope {
+        ShareScope::Off => return None,
+        ShareScope::User => format!("user:{tenant}:{}", p.user),
+        ShareScope::Tenant => format!("tenant:{tenant}"),
+        ShareScope::Global => "global".to_owned(),
+    };
+    let payload = serde_json::to_string(d.action.payload()).ok()?;
+    Some(format!("{}\u{1f}{who}\u{1f}{payload}", d.action.action_type()).into())
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::group::CallGroup;
 use super::store::RequestStore;
 use super::types::{
     Answer, AnswerError, PartState, PartStatus, RequestOptions, RequestSnapshot, RequestState,
@@ -34,6 +35,8 @@ pub(crate) struct RequestEntry {
     space: Notify,
     bus: Arc<Bus>,
     store: Weak<RequestStore>,
+    /// The calls this request takes part in; told when it ends early.
+    calls: Mutex<Vec<Weak<CallGroup>>>,
 }
 
 struct Inner {
@@ -104,7 +107,37 @@ impl RequestEntry {
             space: Notify::new(),
             bus,
             store,
+            calls: Mutex::new(Vec::new()),
         }
+    }
+
+    pub(crate) fn watch(&self, group: &Arc<CallGroup>) {
+        let mut calls = match self.calls.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        calls.push(Arc::downgrade(group));
+    }
+
+    pub(crate) fn is_final(&self) -> bool {
+        self.lock().state.is_final()
+    }
+
+    /// An answer given before this request joined the call, replayed at once. Bounded by the
+    /// call's history limit, so it may exceed the log's capacity by that much.
+    pub(crate) fn replay_answer(&self, action: ActionId, payload: Arc<Value>) {
+        let answer = {
+            let mut inner = self.lock();
+            if inner.state.is_final() {
+                return;
+            }
+            let Some(i) = running_part(&inner, action) else {
+                return;
+            };
+            self.push_answer(&mut inner, i, payload, false)
+        };
+        self.changed.notify_waiters();
+        self.emit_answer(&answer);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -142,8 +175,11 @@ impl RequestEntry {
 
     /// An agent's answer. Waits while the log is full of updates some subscriber (or, with
     /// none, anybody) has yet to read: backpressure on the producer, never a silent drop.
-    pub(crate) async fn answer(&self, action: ActionId, payload: Value) -> Result<(), AnswerError> {
-        let payload = Arc::new(payload);
+    pub(crate) async fn answer(
+        &self,
+        action: ActionId,
+        payload: Arc<Value>,
+    ) -> Result<(), AnswerError> {
         loop {
             let room = self.space.notified();
             {
@@ -158,7 +194,7 @@ impl RequestEntry {
                     inner.trim();
                 }
                 if inner.log.len() < self.capacity {
-                    let answer = self.push_answer(&mut inner, i, payload, false);
+                    let answer = self.push_answer(&mut inner, i, payload.clone(), false);
                     drop(inner);
                     self.changed.notify_waiters();
                     self.emit_answer(&answer);
@@ -303,6 +339,13 @@ impl RequestEntry {
         };
         if after.cancel {
             self.cancel.cancel();
+            let calls = match self.calls.lock() {
+                Ok(mut g) => std::mem::take(&mut *g),
+                Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+            };
+            for call in calls.iter().filter_map(Weak::upgrade) {
+                call.member_ended();
+            }
         }
         self.changed.notify_waiters();
         self.space.notify_waiters();
@@ -382,11 +425,11 @@ fn approx_size(v: &Value) -> usize {
 }
 
 /// The answer side of one agent call: what [`CallContext::answer`](crate::CallContext::answer)
-/// writes to.
+/// writes to. It fans out to every request sharing the call.
 #[derive(Clone)]
 pub(crate) struct RequestSink {
-    pub(crate) entry: Arc<RequestEntry>,
-    pub(crate) action: ActionId,
+    pub(crate) group: Arc<CallGroup>,
+    pub(crate) request_id: RequestId,
 }
 
 /// A request's updates: first everything still kept, then live, until

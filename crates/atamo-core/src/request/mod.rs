@@ -21,10 +21,12 @@
 //! (`answer().await` waits): memory stays bounded and nothing is dropped.
 
 mod entry;
+mod group;
 mod store;
 mod types;
 
 pub(crate) use entry::{RequestEntry, RequestSink};
+pub(crate) use group::CallGroup;
 pub(crate) use store::{Found, RequestStore, StoreConfig};
 pub use types::{
     Answer, AnswerError, AnswerStream, PartState, PartStatus, RequestOptions, RequestReceipt,

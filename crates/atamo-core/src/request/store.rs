@@ -103,11 +103,16 @@ impl RequestStore {
 
     /// Called by an entry once it has ended: it moves to the keep-alive cache.
     pub(crate) fn finished(&self, entry: &RequestEntry) {
-        if let Some((id, e)) = self.active.remove(&entry.id) {
-            let keep = e.options.keep_alive.unwrap_or(self.config.keep_alive);
-            self.kept.insert(id, e);
-            let _ = self.timers.send(Timer::KeepAlive(id, keep));
-        }
+        // Into the keep-alive cache first, then out of the running map: a concurrent lookup
+        // finds it in one or the other, never in neither.
+        let Some(e) = self.active.get(&entry.id).map(|e| e.clone()) else {
+            return;
+        };
+        let id = e.id;
+        let keep = e.options.keep_alive.unwrap_or(self.config.keep_alive);
+        self.kept.insert(id, e);
+        self.active.remove(&id);
+        let _ = self.timers.send(Timer::KeepAlive(id, keep));
     }
 
     pub(crate) fn find(&self, id: &RequestId) -> Found {

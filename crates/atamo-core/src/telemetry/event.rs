@@ -92,6 +92,22 @@ pub enum TelemetryKind {
         /// The action it was merged into.
         into: ActionId,
     },
+    /// A request's action joined an identical call already in flight instead of calling the
+    /// agent again; it receives that call's answers.
+    ActionCoalesced {
+        /// The action that joined.
+        action: Arc<ActionMeta>,
+        /// The action whose call it shares.
+        into: ActionId,
+    },
+    /// A request's action was answered from the answers of an identical recent call, without
+    /// calling the agent.
+    ActionServedFromCache {
+        /// The action.
+        action: Arc<ActionMeta>,
+        /// The action whose answers were reused.
+        from: ActionId,
+    },
     /// An action was queued for its agent.
     ActionDispatched {
         /// The action.
@@ -253,6 +269,8 @@ impl TelemetryEvent {
         use TelemetryKind::*;
         match &self.kind {
             ActionDispatched { action }
+            | ActionCoalesced { action, .. }
+            | ActionServedFromCache { action, .. }
             | ActionSucceeded { action, .. }
             | ActionFailed { action, .. }
             | ActionAbandoned { action, .. }
@@ -275,6 +293,8 @@ impl TelemetryKind {
             RouteSuppressed { .. } => "route_suppressed",
             ActionMerged { .. } => "action_merged",
             ActionDispatched { .. } => "action_dispatched",
+            ActionCoalesced { .. } => "action_coalesced",
+            ActionServedFromCache { .. } => "action_served_from_cache",
             ActionSucceeded { .. } => "action_succeeded",
             ActionFailed { .. } => "action_failed",
             ActionAbandoned { .. } => "action_abandoned",
@@ -306,6 +326,8 @@ impl TelemetryKind {
             | RequestFinished { event, .. }
             | RequestExpired { event, .. } => Some(event),
             ActionDispatched { action }
+            | ActionCoalesced { action, .. }
+            | ActionServedFromCache { action, .. }
             | ActionSucceeded { action, .. }
             | ActionFailed { action, .. }
             | ActionAbandoned { action, .. }
