@@ -419,3 +419,67 @@ async fn deadlines_and_keep_alive_expiry() {
     rec.wait_for(kept.event_id, "request_expired", 1).await;
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_keep_alive_cache_evicts_by_memory_and_says_so() {
+    let big: Arc<dyn Agent> = Arc::new(agent_fn(|_, _| async {
+        Ok(Reply::with(json!("x".repeat(10_000))))
+    }));
+    let hub = hub(vec![("big", big)], |b| b.keep_alive_memory(100_000));
+    let rec = Recorder::start(&hub.control());
+    let h = hub.handle();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let r = h.request(find(&i.to_string())).await.unwrap();
+        h.wait(r.request_id, WAIT).await.unwrap();
+        ids.push(r.request_id);
+    }
+    let health = hub.control().health();
+    assert!(
+        health.requests_kept < 40 && health.requests_kept > 0,
+        "kept {} of 40 within the bound",
+        health.requests_kept
+    );
+    rec.wait_until("a memory eviction", |evs| {
+        evs.iter().any(|e| {
+            matches!(
+                &e.kind,
+                atamo_core::TelemetryKind::RequestExpired {
+                    reason: atamo_core::telemetry::ExpiryReason::Memory,
+                    ..
+                }
+            )
+        })
+    })
+    .await;
+    let expired = ids
+        .iter()
+        .filter(|id| matches!(h.poll(**id), RequestStatus::Expired { .. }))
+        .count();
+    assert!(expired > 0, "evicted requests poll as expired, not unknown");
+    hub.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_can_be_monitored_like_an_event() {
+    let quick: Arc<dyn Agent> = Arc::new(agent_fn(|_, _| async { Ok(Reply::with(json!(7))) }));
+    let hub = hub(vec![("quick", quick)], |b| b);
+    let (receipt, monitor) = hub
+        .handle()
+        .request_monitored(find("7"), RequestOptions::new())
+        .await
+        .unwrap();
+    let names: Vec<_> = monitor.collect().await.iter().map(|s| s.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "accepted",
+            "rule_matched",
+            "action_dispatched",
+            "action_succeeded"
+        ]
+    );
+    let done = hub.handle().wait(receipt.request_id, WAIT).await.unwrap();
+    assert_eq!(*done.answers[0].payload, json!(7));
+    hub.shutdown().await;
+}

@@ -7,12 +7,14 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::provider::{EventProvider, ProviderLink};
 use super::routing::{AgentEntry, AgentStats, ProviderEntry, Routing};
 use super::worker::Worker;
 use super::{HubHandle, Shared};
 use crate::agent::{AgentInfo, AgentSpec};
 use crate::ids::{ActionType, AgentId, EventType, NameError, ProviderId, RuleId};
 use crate::message::{FieldPathError, MessageTemplate};
+use crate::request::{RequestStore, StoreConfig};
 use crate::rules::{ProviderScope, RuleInfo, RuleProvider};
 use crate::telemetry::{TelemetryKind, TelemetrySubscriber};
 
@@ -461,6 +463,104 @@ impl Control {
             provider: id.clone(),
         });
         Ok(())
+    }
+
+    /// Attaches an event provider: registers the event types it brings (all or none, every
+    /// problem reported), gives it its own level-1 cache, and runs it until the hub stops.
+    pub fn attach(&self, provider: impl EventProvider) -> Result<(), ConfigError> {
+        self.attach_arc(Arc::new(provider))
+    }
+
+    /// [`attach`](Self::attach) for a provider already behind an `Arc`.
+    pub fn attach_arc(&self, provider: Arc<dyn EventProvider>) -> Result<(), ConfigError> {
+        if !self.shared.accepting.load(Ordering::Acquire) {
+            return Err(ConfigProblem::ShuttingDown.into());
+        }
+        let name: Arc<str> = Arc::from(provider.name());
+        let cache = provider.cache();
+        let types = provider.event_types();
+        {
+            let mut names = match self.shared.event_providers.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let mut problems = Vec::new();
+            if name.is_empty() {
+                problems.push(ConfigProblem::Setting(
+                    "event provider name is empty".into(),
+                ));
+            }
+            if names.contains(&name) {
+                problems.push(duplicate("event provider", &name));
+            }
+            if cache.answer_buffer == 0 {
+                problems.push(ConfigProblem::Setting(format!(
+                    "event provider `{name}`: answer buffer must be at least 1"
+                )));
+            }
+            if !problems.is_empty() {
+                return Err(ConfigError { problems });
+            }
+            self.update(|r| {
+                let mut problems = Vec::new();
+                for def in &types {
+                    if let Err(e) = def.name.validate() {
+                        problems.push(e.into());
+                    } else if r.event_types.contains_key(&def.name) {
+                        problems.push(duplicate("event type", &def.name));
+                    }
+                }
+                if !problems.is_empty() {
+                    return Err(ConfigError { problems });
+                }
+                for def in types {
+                    r.event_types.insert(def.name.clone(), Arc::new(def));
+                }
+                Ok(())
+            })?;
+            names.push(name.clone());
+        }
+        let store_config = StoreConfig {
+            keep_alive: cache.keep_alive,
+            max_kept_bytes: cache.max_bytes,
+            answer_buffer: cache.answer_buffer,
+            tombstones: 1_000_000,
+        };
+        let (store, timers) = RequestStore::new(
+            store_config,
+            self.shared.bus.clone(),
+            self.shared.store_stop.clone(),
+        );
+        let span = tracing::info_span!("event_provider", provider = %name);
+        let timers = self.shared.runtime.spawn(timers.instrument(span.clone()));
+        self.shared.track_side(timers);
+        let link = ProviderLink {
+            name: name.clone(),
+            hub: HubHandle {
+                shared: self.shared.clone(),
+                store,
+            },
+            stop: self.shared.drain.clone(),
+        };
+        let task = self
+            .shared
+            .runtime
+            .spawn(provider.run(link).instrument(span));
+        self.shared.track_side(task);
+        tracing::debug!(provider = %name, "event provider attached");
+        Ok(())
+    }
+
+    /// The names of the attached event providers (the in-process one is not listed).
+    pub fn event_providers(&self) -> Vec<String> {
+        match self.shared.event_providers.lock() {
+            Ok(g) => g.iter().map(|n| n.to_string()).collect(),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+        }
     }
 
     /// The registered event types, by name.

@@ -13,7 +13,7 @@ use crate::ids::{CorrelationId, EventId};
 use crate::message::{Event, Problem};
 use crate::request::{
     AnswerStream, Found, RequestEntry, RequestOptions, RequestReceipt, RequestSnapshot,
-    RequestState, RequestStatus, RequestUpdate, WaitError,
+    RequestState, RequestStatus, RequestStore, RequestUpdate, WaitError,
 };
 use crate::rules::PlannedAction;
 use crate::telemetry::{Monitor, MonitorStream, TelemetryKind};
@@ -126,15 +126,22 @@ pub(crate) struct Envelope {
 /// The client's handle to a hub: publish events, monitor them, dry-run them.
 ///
 /// Cheap to clone, `Send + Sync`: hand one to every task or thread that publishes.
+///
+/// A handle is the link of an event provider (see [`EventProvider`](crate::hub::EventProvider)):
+/// requests sent through it keep their answers in that provider's level-1 cache. The handle
+/// from [`Hub::handle`](crate::Hub::handle) belongs to the in-process provider, whose cache is
+/// configured on the [`HubBuilder`](crate::HubBuilder).
 #[derive(Clone)]
 pub struct HubHandle {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) store: Arc<RequestStore>,
 }
 
 impl HubHandle {
     pub(crate) fn from_shared(shared: &Arc<Shared>) -> Self {
         Self {
             shared: shared.clone(),
+            store: shared.requests.clone(),
         }
     }
 
@@ -261,7 +268,7 @@ impl HubHandle {
         mut env: Envelope,
         options: RequestOptions,
     ) -> Result<RequestReceipt, PublishError> {
-        let store = &self.shared.requests;
+        let store = &self.store;
         let entry = Arc::new(RequestEntry::new(
             env.event.meta.clone(),
             options,
@@ -286,7 +293,7 @@ impl HubHandle {
 
     /// A request's state and the answers so far, or whether it expired or is unknown.
     pub fn poll(&self, id: RequestId) -> RequestStatus {
-        match self.shared.requests.find(&id) {
+        match self.store.find(&id) {
             Found::Live(e) => RequestStatus::Known(e.snapshot()),
             Found::Expired => RequestStatus::Expired { request_id: id },
             Found::Unknown => RequestStatus::Unknown { request_id: id },
@@ -296,7 +303,7 @@ impl HubHandle {
     /// Follows a request: everything still kept, then live updates until it finishes. A late
     /// subscriber misses nothing that is still kept.
     pub fn subscribe(&self, id: RequestId) -> Result<AnswerStream, WaitError> {
-        match self.shared.requests.find(&id) {
+        match self.store.find(&id) {
             Found::Live(e) => Ok(e.subscribe()),
             Found::Expired => Err(WaitError::Expired(id)),
             Found::Unknown => Err(WaitError::Unknown(id)),
@@ -320,7 +327,7 @@ impl HubHandle {
             }
         };
         let timed_out = tokio::time::timeout(timeout, collect).await.is_err();
-        let mut snapshot = match self.shared.requests.find(&id) {
+        let mut snapshot = match self.store.find(&id) {
             Found::Live(e) => e.snapshot(),
             Found::Expired => return Err(WaitError::Expired(id)),
             Found::Unknown => return Err(WaitError::Unknown(id)),
@@ -335,7 +342,7 @@ impl HubHandle {
     /// Cancels a running request: its agents see cancellation, it ends as `Cancelled`. Returns
     /// false when it had already ended or is not known.
     pub fn cancel(&self, id: RequestId) -> bool {
-        match self.shared.requests.find(&id) {
+        match self.store.find(&id) {
             Found::Live(e) => e.stop(RequestState::Cancelled),
             _ => false,
         }

@@ -3,6 +3,7 @@
 
 mod control;
 mod handle;
+mod provider;
 mod router;
 mod routing;
 mod worker;
@@ -25,6 +26,7 @@ pub use control::{
     ProviderInfo, QueueDepth,
 };
 pub use handle::{DryRun, HubHandle, PublishError, Receipt, TryPublishError};
+pub use provider::{CacheSettings, EventProvider, ProviderFuture, ProviderLink};
 pub use routing::{RuleOutcome, Verdict};
 
 use crate::agent::AgentSpec;
@@ -52,7 +54,12 @@ pub(crate) struct Shared {
     pub(crate) abort: CancellationToken,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) requests: Arc<RequestStore>,
+    /// Stops the request stores' timer tasks, last of all.
+    pub(crate) store_stop: CancellationToken,
     workers: Mutex<Vec<JoinHandle<WorkerReport>>>,
+    /// Event providers' tasks and request stores' timer tasks.
+    side_tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) event_providers: Mutex<Vec<Arc<str>>>,
 }
 
 impl Shared {
@@ -63,6 +70,23 @@ impl Shared {
         };
         workers.retain(|t| !t.is_finished());
         workers.push(task);
+    }
+
+    pub(crate) fn track_side(&self, task: JoinHandle<()>) {
+        let mut tasks = match self.side_tasks.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    fn take_side_tasks(&self) -> Vec<JoinHandle<()>> {
+        let mut tasks = match self.side_tasks.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::take(&mut *tasks)
     }
 
     fn take_workers(&self) -> Vec<JoinHandle<WorkerReport>> {
@@ -101,8 +125,6 @@ pub struct ShutdownReport {
 pub struct Hub {
     shared: Arc<Shared>,
     router: Option<JoinHandle<RouterReport>>,
-    timers: Option<JoinHandle<()>>,
-    timers_stop: CancellationToken,
     grace: Duration,
 }
 
@@ -173,9 +195,20 @@ impl Hub {
                 wait_all.await
             }
         };
-        self.timers_stop.cancel();
-        if let Some(t) = self.timers.take() {
-            let _ = t.await;
+        // Providers were told to stop when intake closed; timers stop now. What is still
+        // running once the deadline has passed is aborted.
+        shared.store_stop.cancel();
+        for task in shared.take_side_tasks() {
+            let abort = task.abort_handle();
+            tokio::select! {
+                _ = task => {}
+                _ = &mut deadline, if !report.deadline_passed => {
+                    report.deadline_passed = true;
+                    shared.abort.cancel();
+                    abort.abort();
+                }
+                _ = std::future::ready(()), if report.deadline_passed => abort.abort(),
+            }
         }
         report.events_drained = r.drained;
         report.actions_abandoned = r.abandoned + w.abandoned;
@@ -193,8 +226,8 @@ impl Drop for Hub {
         if self.router.is_some() {
             self.shared.accepting.store(false, Ordering::Release);
             self.shared.drain.cancel();
+            self.shared.store_stop.cancel();
         }
-        self.timers_stop.cancel();
     }
 }
 
@@ -352,14 +385,17 @@ impl HubBuilder {
         }
         let (tx, rx) = mpsc::channel(self.ingress_capacity);
         let bus = Arc::new(Bus::new(self.telemetry_capacity));
-        let timers_stop = CancellationToken::new();
-        let (requests, timers) = RequestStore::new(self.store, bus.clone(), timers_stop.clone());
+        let store_stop = CancellationToken::new();
+        let (requests, timers) = RequestStore::new(self.store, bus.clone(), store_stop.clone());
         let timers = runtime.spawn(timers.instrument(tracing::info_span!("request_timers")));
         let shared = Arc::new(Shared {
             routing: ArcSwap::from_pointee(Routing::default()),
             ingress: tx,
             bus,
             requests,
+            store_stop: store_stop.clone(),
+            side_tasks: Mutex::new(vec![timers]),
+            event_providers: Mutex::new(Vec::new()),
             accepting: AtomicBool::new(true),
             control_lock: Mutex::new(()),
             drain: CancellationToken::new(),
@@ -396,7 +432,7 @@ impl HubBuilder {
             // Stop the workers already started; they hold nothing yet.
             shared.accepting.store(false, Ordering::Release);
             shared.abort.cancel();
-            timers_stop.cancel();
+            store_stop.cancel();
             return Err(ConfigError { problems });
         }
         let router = Router::new(shared.clone());
@@ -404,8 +440,6 @@ impl HubBuilder {
         Ok(Hub {
             shared,
             router: Some(task),
-            timers: Some(timers),
-            timers_stop,
             grace: self.grace,
         })
     }
