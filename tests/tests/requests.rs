@@ -483,3 +483,69 @@ async fn a_request_can_be_monitored_like_an_event() {
     assert_eq!(*done.answers[0].payload, json!(7));
     hub.shutdown().await;
 }
+
+fn endless_feed() -> Arc<dyn Agent> {
+    Arc::new(agent_fn(|_, ctx| async move {
+        let mut i = 0;
+        loop {
+            i += 1;
+            tokio::select! {
+                r = ctx.answer(json!(i)) => if r.is_err() { return Err(AgentError::Cancelled) },
+                _ = ctx.cancelled() => return Err(AgentError::Cancelled),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_wait_leaves_a_live_feed_running() {
+    let hub = hub(vec![("live", endless_feed())], |b| b);
+    let h = hub.handle();
+    let r = h
+        .request_with(find("x"), RequestOptions::new().live_feed())
+        .await
+        .unwrap();
+    let mut watcher = h.subscribe(r.request_id).unwrap();
+    assert!(matches!(
+        h.wait(r.request_id, Duration::from_millis(50)).await,
+        Err(WaitError::Timeout(_))
+    ));
+    assert!(matches!(
+        watcher.next().await,
+        Some(RequestUpdate::Answer(_))
+    ));
+    assert_eq!(known(h.poll(r.request_id)).state, RequestState::Running);
+    drop(watcher);
+    assert_eq!(known(h.poll(r.request_id)).state, RequestState::Cancelled);
+    hub.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_cancels_live_feeds_at_once() {
+    let hub = hub(vec![("live", endless_feed())], |b| {
+        b.shutdown_grace(Duration::from_secs(60))
+    });
+    let h = hub.handle();
+    let r = h
+        .request_with(find("x"), RequestOptions::new().live_feed())
+        .await
+        .unwrap();
+    let mut watcher = h.subscribe(r.request_id).unwrap();
+    assert!(matches!(
+        watcher.next().await,
+        Some(RequestUpdate::Answer(_))
+    ));
+    let report = hub.shutdown().await;
+    assert!(
+        !report.deadline_passed,
+        "the feed did not hold shutdown for its grace period"
+    );
+    assert!(report.elapsed < Duration::from_secs(60));
+    assert_eq!(known(h.poll(r.request_id)).state, RequestState::Cancelled);
+    let mut last = None;
+    while let Some(u) = watcher.next().await {
+        last = Some(u);
+    }
+    assert_eq!(last, Some(RequestUpdate::Finished(RequestState::Cancelled)));
+}

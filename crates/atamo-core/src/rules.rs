@@ -109,7 +109,7 @@ pub struct Sharing {
     pub scope: ShareScope,
     /// Keep a successful call's answers this long, and answer identical requests (in the same
     /// scope) from them without calling the agent. None: no result cache.
-    #[serde(skip_serializing_if = "Option::is_none", rename = "result_ttl_ms")]
+    #[serde(skip_serializing_if = "Option::is_none", rename = "cache_ttl_ms")]
     #[serde(serialize_with = "crate::telemetry::ser_opt_duration_ms")]
     pub result_ttl: Option<std::time::Duration>,
 }

@@ -531,6 +531,10 @@ impl Control {
             self.shared.bus.clone(),
             self.shared.store_stop.clone(),
         );
+        match self.shared.stores.lock() {
+            Ok(mut g) => g.push(Arc::downgrade(&store)),
+            Err(poisoned) => poisoned.into_inner().push(Arc::downgrade(&store)),
+        }
         let span = tracing::info_span!("event_provider", provider = %name);
         let timers = self.shared.runtime.spawn(timers.instrument(span.clone()));
         self.shared.track_side(timers);

@@ -304,7 +304,7 @@ impl HubHandle {
     /// subscriber misses nothing that is still kept.
     pub fn subscribe(&self, id: RequestId) -> Result<AnswerStream, WaitError> {
         match self.store.find(&id) {
-            Found::Live(e) => Ok(e.subscribe()),
+            Found::Live(e) => Ok(e.subscribe(true)),
             Found::Expired => Err(WaitError::Expired(id)),
             Found::Unknown => Err(WaitError::Unknown(id)),
         }

@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// Event providers' tasks and request stores' timer tasks.
     side_tasks: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) event_providers: Mutex<Vec<Arc<str>>>,
+    /// Every request store (the in-process one and each provider's).
+    pub(crate) stores: Mutex<Vec<std::sync::Weak<RequestStore>>>,
 }
 
 impl Shared {
@@ -164,6 +166,19 @@ impl Hub {
             .emit(TelemetryKind::ShutdownStarted { grace: self.grace });
         tracing::info!(grace = ?self.grace, "hub shutting down");
         shared.drain.cancel();
+        // Live feeds never end on their own, and nobody will be left to watch them.
+        let stores = match shared.stores.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let feeds: usize = stores
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|s| s.cancel_live_feeds())
+            .sum();
+        if feeds > 0 {
+            tracing::info!(feeds, "live feeds cancelled for shutdown");
+        }
         let deadline = tokio::time::sleep(self.grace);
         tokio::pin!(deadline);
 
@@ -392,10 +407,11 @@ impl HubBuilder {
             routing: ArcSwap::from_pointee(Routing::default()),
             ingress: tx,
             bus,
-            requests,
+            requests: requests.clone(),
             store_stop: store_stop.clone(),
             side_tasks: Mutex::new(vec![timers]),
             event_providers: Mutex::new(Vec::new()),
+            stores: Mutex::new(vec![Arc::downgrade(&requests)]),
             accepting: AtomicBool::new(true),
             control_lock: Mutex::new(()),
             drain: CancellationToken::new(),

@@ -251,7 +251,7 @@ impl Router {
             };
             self.abandoned += 1;
             if let Some(r) = &d.request {
-                r.end_part(d.action.id(), &Err(crate::agent::AgentError::Cancelled));
+                r.stop(crate::request::RequestState::Cancelled);
             }
             let reason = AbandonReason::ShutdownDeadline;
             self.sink.begin();

@@ -24,7 +24,7 @@ use super::HubHandle;
 use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, Reply};
 use crate::ids::{ActionId, RequestId};
 use crate::message::Action;
-use crate::request::{CallGroup, RequestEntry, RequestSink};
+use crate::request::{CallGroup, RequestEntry, RequestSink, RequestState};
 use crate::rules::{ShareScope, Sharing};
 use crate::telemetry::{AbandonReason, Monitor, Sink, TelemetryKind};
 
@@ -301,7 +301,10 @@ impl Worker {
                     self.calls.remove(&key);
                 }
                 followers = self.waiting.remove(&key).unwrap_or_default();
-                if let (Ok(reply), Some(ttl)) = (&result, d.sharing.result_ttl) {
+                // A call whose requesters all went away may have stopped early: its answers
+                // are not a result to reuse.
+                let whole = !group.cancel.is_cancelled();
+                if let (Ok(reply), Some(ttl), true) = (&result, d.sharing.result_ttl, whole) {
                     self.remember(key, &group, reply, ttl);
                 }
             }
@@ -361,7 +364,7 @@ impl Worker {
         let mut report = |d: Dispatch, sink: &mut Sink| {
             n += 1;
             if let Some(r) = &d.request {
-                r.end_part(d.action.id(), &Err(AgentError::Cancelled));
+                r.stop(RequestState::Cancelled);
             }
             sink.emit(
                 TelemetryKind::ActionAbandoned {

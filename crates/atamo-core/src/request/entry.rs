@@ -49,6 +49,8 @@ struct Inner {
     /// Each live subscriber's next index.
     cursors: Vec<(u64, u64)>,
     next_subscriber: u64,
+    /// Subscribers that count as watching a live feed (`wait`'s own reader does not).
+    watching: usize,
     /// A rough size of what is kept, for the keep-alive cache's memory bound.
     bytes: usize,
 }
@@ -101,6 +103,7 @@ impl RequestEntry {
                 base: 0,
                 cursors: Vec::new(),
                 next_subscriber: 0,
+                watching: 0,
                 bytes: 0,
             }),
             changed: Notify::new(),
@@ -383,14 +386,19 @@ impl RequestEntry {
         u32::try_from(self.lock().bytes + 512).unwrap_or(u32::MAX)
     }
 
-    /// A subscription that replays what is kept, then continues live.
-    pub(crate) fn subscribe(self: &Arc<Self>) -> AnswerStream {
+    /// A subscription that replays what is kept, then continues live. A watching subscription
+    /// counts for live feeds (the last one leaving cancels the feed); a passive one (used by
+    /// `wait`) only reads.
+    pub(crate) fn subscribe(self: &Arc<Self>, watching: bool) -> AnswerStream {
         let (id, cursor) = {
             let mut inner = self.lock();
             let id = inner.next_subscriber;
             inner.next_subscriber += 1;
             let cursor = inner.base;
             inner.cursors.push((id, cursor));
+            if watching {
+                inner.watching += 1;
+            }
             (id, cursor)
         };
         AnswerStream {
@@ -398,7 +406,13 @@ impl RequestEntry {
             id,
             cursor,
             done: false,
+            watching,
         }
+    }
+
+    /// Whether the request is a live feed still running (cancelled when the hub shuts down).
+    pub(crate) fn is_running_feed(&self) -> bool {
+        self.options.cancel_when_unwatched && !self.is_final()
     }
 }
 
@@ -440,6 +454,7 @@ pub struct AnswerStream {
     id: u64,
     cursor: u64,
     done: bool,
+    watching: bool,
 }
 
 impl AnswerStream {
@@ -452,14 +467,11 @@ impl AnswerStream {
             let changed = self.entry.changed.notified();
             {
                 let mut inner = self.entry.lock();
-                if self.cursor < inner.base {
-                    let count = inner.base - self.cursor;
-                    self.cursor = inner.base;
-                    self.set_cursor(&mut inner);
-                    return Some(RequestUpdate::Skipped { count });
-                }
+                // Trimming never passes a live subscriber's cursor, so it is never behind
+                // `base`; a new subscriber starts at `base`.
                 if self.cursor < inner.end() {
-                    let idx = usize::try_from(self.cursor - inner.base).unwrap_or(usize::MAX);
+                    let idx = usize::try_from(self.cursor.saturating_sub(inner.base))
+                        .unwrap_or(usize::MAX);
                     let update = inner.log.get(idx).cloned();
                     self.cursor += 1;
                     self.set_cursor(&mut inner);
@@ -495,7 +507,11 @@ impl Drop for AnswerStream {
         let after = {
             let mut inner = self.entry.lock();
             inner.cursors.retain(|(id, _)| *id != self.id);
-            if inner.cursors.is_empty()
+            if self.watching {
+                inner.watching -= 1;
+            }
+            if self.watching
+                && inner.watching == 0
                 && self.entry.options.cancel_when_unwatched
                 && !inner.state.is_final()
             {

@@ -129,6 +129,20 @@ impl RequestStore {
         }
     }
 
+    /// Cancels every live feed still running: at shutdown, nobody will be left to watch them.
+    pub(crate) fn cancel_live_feeds(&self) -> usize {
+        let feeds: Vec<_> = self
+            .active
+            .iter()
+            .filter(|e| e.is_running_feed())
+            .map(|e| e.clone())
+            .collect();
+        feeds
+            .iter()
+            .filter(|e| e.stop(RequestState::Cancelled))
+            .count()
+    }
+
     /// Requests still running.
     pub(crate) fn running(&self) -> usize {
         self.active.len()

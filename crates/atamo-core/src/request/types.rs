@@ -45,7 +45,8 @@ impl RequestOptions {
         self
     }
 
-    /// Makes the request a live feed, cancelled when its last subscriber goes away.
+    /// Makes the request a live feed, cancelled when its last subscriber goes away (a `wait`
+    /// does not count as a subscriber) and when the hub begins to shut down.
     #[must_use]
     pub fn live_feed(mut self) -> Self {
         self.cancel_when_unwatched = true;
@@ -84,10 +85,38 @@ pub enum RequestState {
     Failed,
     /// No rule routed the request to any agent.
     NoRoute,
-    /// The client cancelled it, or its last subscriber went away (live feeds).
+    /// The client cancelled it, its last subscriber went away (live feeds), or the hub shut
+    /// down before it ended.
     Cancelled,
     /// Its deadline passed before every agent ended.
     DeadlinePassed,
+}
+
+impl std::fmt::Display for RequestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Running => f.write_str("running"),
+            Self::Complete => f.write_str("complete"),
+            Self::PartiallyFailed { failed, of } => {
+                write!(f, "partially failed ({failed} of {of} agents failed)")
+            }
+            Self::Failed => f.write_str("failed"),
+            Self::NoRoute => f.write_str("no route"),
+            Self::Cancelled => f.write_str("cancelled"),
+            Self::DeadlinePassed => f.write_str("deadline passed"),
+        }
+    }
+}
+
+impl std::fmt::Display for PartStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Running => f.write_str("running"),
+            Self::Done => f.write_str("done"),
+            Self::Failed { error } => write!(f, "failed: {error}"),
+            Self::Stopped => f.write_str("stopped"),
+        }
+    }
 }
 
 impl RequestState {
@@ -163,11 +192,6 @@ pub enum RequestUpdate {
     },
     /// The request ended; nothing follows.
     Finished(RequestState),
-    /// The subscriber was too late for some updates, which are no longer kept.
-    Skipped {
-        /// How many.
-        count: u64,
-    },
 }
 
 /// A request's state and everything it has received that is still kept.
