@@ -434,12 +434,6 @@ async fn the_keep_alive_cache_evicts_by_memory_and_says_so() {
         h.wait(r.request_id, WAIT).await.unwrap();
         ids.push(r.request_id);
     }
-    let health = hub.control().health();
-    assert!(
-        health.requests_kept < 40 && health.requests_kept > 0,
-        "kept {} of 40 within the bound",
-        health.requests_kept
-    );
     rec.wait_until("a memory eviction", |evs| {
         evs.iter().any(|e| {
             matches!(
@@ -452,6 +446,12 @@ async fn the_keep_alive_cache_evicts_by_memory_and_says_so() {
         })
     })
     .await;
+    let health = hub.control().health();
+    assert!(
+        health.requests_kept < 40 && health.requests_kept > 0,
+        "kept {} of 40 within the bound",
+        health.requests_kept
+    );
     let expired = ids
         .iter()
         .filter(|id| matches!(h.poll(**id), RequestStatus::Expired { .. }))

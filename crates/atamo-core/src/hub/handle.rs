@@ -19,6 +19,8 @@ use crate::rules::PlannedAction;
 use crate::telemetry::{Monitor, MonitorStream, TelemetryKind};
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use super::routing::Verdict;
 
 /// What the hub hands back once it has accepted an event.
@@ -273,7 +275,7 @@ impl HubHandle {
             env.event.meta.clone(),
             options,
             store.config.answer_buffer,
-            self.shared.abort.child_token(),
+            CancellationToken::new(),
             self.shared.bus.clone(),
             Arc::downgrade(store),
         ));
@@ -327,11 +329,8 @@ impl HubHandle {
             }
         };
         let timed_out = tokio::time::timeout(timeout, collect).await.is_err();
-        let mut snapshot = match self.store.find(&id) {
-            Found::Live(e) => e.snapshot(),
-            Found::Expired => return Err(WaitError::Expired(id)),
-            Found::Unknown => return Err(WaitError::Unknown(id)),
-        };
+        // From the entry the stream holds: the request may have left the cache meanwhile.
+        let mut snapshot = stream.snapshot();
         if timed_out {
             return Err(WaitError::Timeout(Box::new(snapshot)));
         }

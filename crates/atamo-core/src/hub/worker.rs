@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::routing::{panic_message, AgentStats};
 use super::HubHandle;
 use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, Reply};
-use crate::ids::{ActionId, RequestId};
+use crate::ids::{ActionId, ActionType, RequestId, TenantId, UserId};
 use crate::message::Action;
 use crate::request::{CallGroup, RequestEntry, RequestSink, RequestState};
 use crate::rules::{ShareScope, Sharing};
@@ -52,11 +53,11 @@ pub(crate) struct Worker {
     // Shared by every call of this worker: cloning an `Arc` is cheaper than cloning a token.
     cancel: Arc<CancellationToken>,
     /// Calls in flight that identical requests may join, by coalescing key. Owned by this task.
-    calls: HashMap<Arc<str>, Arc<CallGroup>>,
+    calls: HashMap<u64, (Identity, Arc<CallGroup>)>,
     /// The dispatches of requests that joined a call in flight, by its key.
-    waiting: HashMap<Arc<str>, Vec<Dispatch>>,
+    waiting: HashMap<u64, Vec<Dispatch>>,
     /// Answers of recent successful shareable calls, for rules with a result TTL.
-    recent: HashMap<Arc<str>, Recent>,
+    recent: HashMap<u64, (Identity, Recent)>,
 }
 
 /// A recent call's answers, reusable until `until`.
@@ -74,7 +75,7 @@ const RECENT_CAP: usize = 10_000;
 /// A request call's group and the key it is found under.
 struct GroupRef {
     group: Arc<CallGroup>,
-    key: Option<Arc<str>>,
+    key: Option<u64>,
 }
 
 type Done = (
@@ -185,12 +186,17 @@ impl Worker {
         d: Dispatch,
         entry: &Arc<RequestEntry>,
         sink: &mut Sink,
-    ) -> Option<(Dispatch, Option<Arc<str>>)> {
-        let Some(key) = coalescing_key(&d) else {
+    ) -> Option<(Dispatch, Option<(u64, Identity)>)> {
+        let Some((key, identity)) = Identity::of(&d) else {
             return Some((d, None));
         };
         let now = Instant::now();
-        if let Some(recent) = self.recent.get(&key).filter(|r| r.until > now) {
+        let recent = self
+            .recent
+            .get(&key)
+            .filter(|(id, r)| r.until > now && *id == identity)
+            .map(|(_, r)| r);
+        if let Some(recent) = recent {
             for answer in &recent.answers {
                 entry.replay_answer(d.action.id(), answer.clone());
             }
@@ -209,7 +215,7 @@ impl Worker {
             self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        if let Some(group) = self.calls.get(&key) {
+        if let Some((_, group)) = self.calls.get(&key).filter(|(id, _)| *id == identity) {
             if group.join(entry, d.action.id()) {
                 sink.emit(
                     TelemetryKind::ActionCoalesced {
@@ -219,15 +225,11 @@ impl Worker {
                     d.monitor.as_ref(),
                 );
                 // The follower's dispatch (and its monitor) lives until the shared call ends.
-                self.followers(&key).push(d);
+                self.waiting.entry(key).or_default().push(d);
                 return None;
             }
         }
-        Some((d, Some(key)))
-    }
-
-    fn followers(&mut self, key: &Arc<str>) -> &mut Vec<Dispatch> {
-        self.waiting.entry(key.clone()).or_default()
+        Some((d, Some((key, identity))))
     }
 
     fn start(&mut self, d: Dispatch, inflight: &mut FuturesUnordered<InFlight>, sink: &mut Sink) {
@@ -239,9 +241,14 @@ impl Worker {
                 };
                 let group =
                     CallGroup::new(&entry, d.action.id(), self.hub.shared.abort.child_token());
-                if let Some(key) = &key {
-                    self.calls.insert(key.clone(), group.clone());
-                }
+                let key = key.map(|(key, identity)| {
+                    // A colliding call already in the map keeps it; this one is simply not
+                    // joinable.
+                    self.calls
+                        .entry(key)
+                        .or_insert_with(|| (identity, group.clone()));
+                    key
+                });
                 (d, Some(GroupRef { group, key }))
             }
         };
@@ -297,15 +304,22 @@ impl Worker {
                 entry.end_part(action, &result);
             }
             if let Some(key) = key {
-                if self.calls.get(&key).is_some_and(|g| Arc::ptr_eq(g, &group)) {
-                    self.calls.remove(&key);
+                let mut identity = None;
+                if self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|(_, g)| Arc::ptr_eq(g, &group))
+                {
+                    identity = self.calls.remove(&key).map(|(id, _)| id);
+                    followers = self.waiting.remove(&key).unwrap_or_default();
                 }
-                followers = self.waiting.remove(&key).unwrap_or_default();
                 // A call whose requesters all went away may have stopped early: its answers
                 // are not a result to reuse.
                 let whole = !group.cancel.is_cancelled();
-                if let (Ok(reply), Some(ttl), true) = (&result, d.sharing.result_ttl, whole) {
-                    self.remember(key, &group, reply, ttl);
+                if let (Ok(reply), Some(ttl), true, Some(identity)) =
+                    (&result, d.sharing.result_ttl, whole, identity)
+                {
+                    self.remember(key, identity, &group, reply, ttl);
                 }
             }
         }
@@ -331,25 +345,35 @@ impl Worker {
     }
 
     /// Keeps a successful shared call's answers for identical requests within `ttl`.
-    fn remember(&mut self, key: Arc<str>, group: &CallGroup, reply: &Reply, ttl: Duration) {
+    fn remember(
+        &mut self,
+        key: u64,
+        identity: Identity,
+        group: &CallGroup,
+        reply: &Reply,
+        ttl: Duration,
+    ) {
         let Some(answers) = group.history() else {
             return;
         };
         let now = Instant::now();
         if self.recent.len() >= RECENT_CAP {
-            self.recent.retain(|_, r| r.until > now);
+            self.recent.retain(|_, (_, r)| r.until > now);
             if self.recent.len() >= RECENT_CAP {
                 return;
             }
         }
         self.recent.insert(
             key,
-            Recent {
-                until: now + ttl,
-                from: group.leader,
-                answers,
-                last: reply.payload.clone(),
-            },
+            (
+                identity,
+                Recent {
+                    until: now + ttl,
+                    from: group.leader,
+                    answers,
+                    last: reply.payload.clone(),
+                },
+            ),
         );
     }
 
@@ -378,6 +402,9 @@ impl Worker {
         // cancellation branch (cleanup) before it is dropped.
         let mut cx = Context::from_waker(Waker::noop());
         for call in inflight.iter_mut() {
+            if let Some(g) = &call.group {
+                g.group.cancel.cancel();
+            }
             let _ = Pin::new(&mut call.fut).poll(&mut cx);
             if let Some(d) = call.dispatch.take() {
                 self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -399,18 +426,74 @@ impl Worker {
     }
 }
 
-/// The key under which identical shareable requests find each other: the action type, who may
-/// share (per the rule's scope), and the payload in canonical form (serde_json's maps are
-/// sorted, so equal payloads serialize alike).
-fn coalescing_key(d: &Dispatch) -> Option<Arc<str>> {
-    let p = d.action.principal();
-    let tenant = p.tenant.as_ref().map_or("", |t| t.as_str());
-    let who = match d.sharing.scope {
-        ShareScope::Off => return None,
-        ShareScope::User => format!("user:{tenant}:{}", p.user),
-        ShareScope::Tenant => format!("tenant:{tenant}"),
-        ShareScope::Global => "global".to_owned(),
-    };
-    let payload = serde_json::to_string(d.action.payload()).ok()?;
-    Some(format!("{}\u{1f}{who}\u{1f}{payload}", d.action.action_type()).into())
+/// What makes two shareable requests identical for one agent: the action type, who may share
+/// (per the rule's scope) and the payload. Looked up by a 64-bit hash and then compared in
+/// full, so a hash collision can never hand one request another's data.
+#[derive(PartialEq)]
+struct Identity {
+    action_type: ActionType,
+    scope: ShareScope,
+    user: Option<UserId>,
+    tenant: Option<TenantId>,
+    payload: Arc<Value>,
+}
+
+impl Identity {
+    fn of(d: &Dispatch) -> Option<(u64, Self)> {
+        let p = d.action.principal();
+        let (user, tenant) = match d.sharing.scope {
+            ShareScope::Off => return None,
+            ShareScope::User => (Some(p.user.clone()), p.tenant.clone()),
+            ShareScope::Tenant => (None, p.tenant.clone()),
+            ShareScope::Global => (None, None),
+        };
+        let id = Self {
+            action_type: d.action.action_type().clone(),
+            scope: d.sharing.scope,
+            user,
+            tenant,
+            payload: d.action.payload.clone(),
+        };
+        let mut h = std::hash::DefaultHasher::new();
+        id.action_type.hash(&mut h);
+        id.scope.hash(&mut h);
+        id.user.hash(&mut h);
+        id.tenant.hash(&mut h);
+        hash_value(&id.payload, &mut h);
+        Some((h.finish(), id))
+    }
+}
+
+/// Hashes a JSON value by content (serde_json's maps iterate in key order, so equal values
+/// hash alike). `serde_json::Value` does not implement `Hash`, and serializing it to a string
+/// for a key cost more than routing the request.
+fn hash_value(v: &Value, h: &mut impl Hasher) {
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => {
+            2u8.hash(h);
+            if let Some(i) = n.as_i64() {
+                i.hash(h);
+            } else if let Some(u) = n.as_u64() {
+                u.hash(h);
+            } else if let Some(f) = n.as_f64() {
+                f.to_bits().hash(h);
+            }
+        }
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(items) => {
+            (4u8, items.len()).hash(h);
+            for item in items {
+                hash_value(item, h);
+            }
+        }
+        Value::Object(map) => {
+            (5u8, map.len()).hash(h);
+            for (k, v) in map {
+                k.hash(h);
+                hash_value(v, h);
+            }
+        }
+    }
 }

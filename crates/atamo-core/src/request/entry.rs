@@ -496,6 +496,10 @@ impl AnswerStream {
         }
     }
 
+    pub(crate) fn snapshot(&self) -> RequestSnapshot {
+        self.entry.snapshot()
+    }
+
     /// The request this stream follows.
     pub fn request_id(&self) -> RequestId {
         self.entry.id

@@ -1,9 +1,18 @@
 //! Where requests live: running ones in a concurrent map; finished ones in a memory-bounded
 //! keep-alive cache; expired ids as small tombstones so `poll` can say "expired" rather than
 //! "unknown". One timer task owns every deadline and keep-alive expiry.
+//!
+//! A request that finishes stays in the running map and is only queued (a push under a short
+//! lock); the timer task moves what finished into the cache and expires what is due on one
+//! tick every [`SWEEP`]. Inserting into the cache and waking the timer task per request were
+//! measured to be the largest costs on a request's round trip; batched, they leave it.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use dashmap::DashMap;
 use futures_util::StreamExt;
@@ -26,9 +35,18 @@ pub(crate) struct StoreConfig {
     pub(crate) tombstones: u64,
 }
 
+/// How often finished requests are moved into the cache and expired ones dropped: the
+/// precision of keep-alive times.
+pub(crate) const SWEEP: Duration = Duration::from_millis(100);
+
 enum Timer {
-    KeepAlive(RequestId, Duration),
     Deadline(RequestId, Duration),
+}
+
+/// A finished request waiting to be moved into the keep-alive cache.
+struct Finished {
+    id: RequestId,
+    keep: Duration,
 }
 
 pub(crate) enum Found {
@@ -43,6 +61,7 @@ pub(crate) struct RequestStore {
     kept: moka::sync::Cache<RequestId, Arc<RequestEntry>>,
     expired: moka::sync::Cache<RequestId, ()>,
     timers: mpsc::UnboundedSender<Timer>,
+    finished: std::sync::Mutex<Vec<Finished>>,
 }
 
 impl RequestStore {
@@ -84,6 +103,7 @@ impl RequestStore {
             kept,
             expired,
             timers: tx,
+            finished: std::sync::Mutex::new(Vec::new()),
         });
         let task = run_timers(Arc::downgrade(&store), rx, stop);
         (store, task)
@@ -101,18 +121,34 @@ impl RequestStore {
         self.active.remove(id);
     }
 
-    /// Called by an entry once it has ended: it moves to the keep-alive cache.
+    /// Called by an entry once it has ended: queued to move to the keep-alive cache on the
+    /// next sweep (until then it is found in the running map).
     pub(crate) fn finished(&self, entry: &RequestEntry) {
-        // Into the keep-alive cache first, then out of the running map: a concurrent lookup
-        // finds it in one or the other, never in neither.
-        let Some(e) = self.active.get(&entry.id).map(|e| e.clone()) else {
-            return;
+        let keep = entry.options.keep_alive.unwrap_or(self.config.keep_alive);
+        let mut finished = match self.finished.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         };
-        let id = e.id;
-        let keep = e.options.keep_alive.unwrap_or(self.config.keep_alive);
-        self.kept.insert(id, e);
-        self.active.remove(&id);
-        let _ = self.timers.send(Timer::KeepAlive(id, keep));
+        finished.push(Finished { id: entry.id, keep });
+    }
+
+    /// Moves finished requests into the cache (into the cache first, then out of the running
+    /// map: a concurrent lookup finds it in one or the other, never in neither), and returns
+    /// when each one's keep-alive ends.
+    fn sweep_finished(&self) -> Vec<(RequestId, Duration)> {
+        let batch = match self.finished.lock() {
+            Ok(mut g) => std::mem::take(&mut *g),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        let mut due = Vec::with_capacity(batch.len());
+        for f in batch {
+            if let Some(e) = self.active.get(&f.id).map(|e| e.clone()) {
+                self.kept.insert(f.id, e);
+                self.active.remove(&f.id);
+                due.push((f.id, f.keep));
+            }
+        }
+        due
     }
 
     pub(crate) fn find(&self, id: &RequestId) -> Found {
@@ -160,28 +196,45 @@ async fn run_timers(
     mut rx: mpsc::UnboundedReceiver<Timer>,
     stop: CancellationToken,
 ) {
-    let mut queue: DelayQueue<Timer> = DelayQueue::new();
+    let mut deadlines: DelayQueue<RequestId> = DelayQueue::new();
+    // Keep-alive expiries, earliest first.
+    let mut expiries: BinaryHeap<Reverse<(Instant, RequestId)>> = BinaryHeap::new();
+    let mut tick = tokio::time::interval(SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             cmd = rx.recv() => match cmd {
-                Some(t) => {
-                    let d = match &t {
-                        Timer::KeepAlive(_, d) | Timer::Deadline(_, d) => *d,
-                    };
-                    queue.insert(t, d);
+                Some(Timer::Deadline(id, d)) => {
+                    deadlines.insert(id, d);
                 }
                 None => return,
             },
-            Some(expired) = queue.next(), if !queue.is_empty() => {
+            Some(expired) = deadlines.next(), if !deadlines.is_empty() => {
                 let Some(store) = store.upgrade() else { return };
-                match expired.into_inner() {
-                    Timer::KeepAlive(id, _) => store.kept.invalidate(&id),
-                    Timer::Deadline(id, _) => {
-                        if let Some(e) = store.active.get(&id).map(|e| e.clone()) {
-                            e.stop(RequestState::DeadlinePassed);
-                        }
+                let id = expired.into_inner();
+                if let Some(e) = store.active.get(&id).map(|e| e.clone()) {
+                    e.stop(RequestState::DeadlinePassed);
+                }
+            }
+            _ = tick.tick() => {
+                let Some(store) = store.upgrade() else { return };
+                let now = Instant::now();
+                let moved = store.sweep_finished();
+                if !moved.is_empty() {
+                    // Applies the memory bound now (evictions are reported), not whenever moka
+                    // next does its housekeeping.
+                    store.kept.run_pending_tasks();
+                }
+                for (id, keep) in moved {
+                    expiries.push(Reverse((now + keep, id)));
+                }
+                while let Some(Reverse((at, id))) = expiries.peek().copied() {
+                    if at > now {
+                        break;
                     }
+                    expiries.pop();
+                    store.kept.invalidate(&id);
                 }
             }
         }

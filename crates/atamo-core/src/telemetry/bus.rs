@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
@@ -41,6 +42,13 @@ pub struct TelemetrySubscriber {
     rx: broadcast::Receiver<Arc<TelemetryBatch>>,
     next_seq: Option<u64>,
     current: Option<(Arc<TelemetryBatch>, usize)>,
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for TelemetrySubscriber {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl TelemetrySubscriber {
@@ -91,6 +99,9 @@ pub(crate) struct Bus {
     // Numbering and sending happen under one lock so that sequence order is send order, which
     // is what lets a subscriber count exactly what it missed. One lock per batch, not per event.
     next_seq: Mutex<u64>,
+    // Subscribers alive. `broadcast::Sender::receiver_count` takes a lock; this is read on
+    // every emit.
+    subscribers: Arc<AtomicUsize>,
 }
 
 impl Bus {
@@ -99,6 +110,7 @@ impl Bus {
         Self {
             tx,
             next_seq: Mutex::new(0),
+            subscribers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -106,19 +118,21 @@ impl Bus {
         // Under the sequence lock, so the subscriber knows the number of the first event it
         // can receive and counts a lag even before its first batch.
         let seq = lock(&self.next_seq);
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
         TelemetrySubscriber {
             rx: self.tx.subscribe(),
             next_seq: Some(*seq),
             current: None,
+            count: self.subscribers.clone(),
         }
     }
 
     pub(crate) fn has_subscribers(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.subscribers.load(Ordering::Relaxed) > 0
     }
 
     pub(crate) fn subscriber_count(&self) -> usize {
-        self.tx.receiver_count()
+        self.subscribers.load(Ordering::Relaxed)
     }
 
     /// Publishes a batch. Without subscribers the events are dropped (nobody is listening).
@@ -134,6 +148,9 @@ impl Bus {
     }
 
     pub(crate) fn emit(&self, kind: TelemetryKind) {
+        if !self.has_subscribers() {
+            return;
+        }
         self.publish(vec![TelemetryEvent {
             at: Timestamp::now(),
             kind,

@@ -2,7 +2,9 @@
 //! because the machines it runs on are shared and noisy. The last line printed is one JSON
 //! object for scripts.
 
+mod coalesce;
 mod fire_and_forget;
+mod request;
 
 use clap::Subcommand;
 
@@ -13,11 +15,21 @@ pub enum Bench {
     /// telemetry on and consumed by a counting subscriber; baseline: the same events through a
     /// raw tokio mpsc channel from one task to another.
     FireAndForget(fire_and_forget::Args),
+    /// Requests through one rule to one in-process agent that answers at once, the client
+    /// awaiting each answer: latency at a fixed offered rate (open loop) and the maximum rate
+    /// from concurrent clients; baseline: the same round trip over a raw tokio mpsc + oneshot.
+    Request(request::Args),
+    /// Identical concurrent requests to an agent that takes a while, with coalescing (one call
+    /// shared, the default) and without (a call each) in the same run: agent calls saved and
+    /// requests per second.
+    Coalesce(coalesce::Args),
 }
 
 pub fn run(which: Bench) -> anyhow::Result<()> {
     match which {
         Bench::FireAndForget(args) => fire_and_forget::run(args),
+        Bench::Request(args) => request::run(args),
+        Bench::Coalesce(args) => coalesce::run(args),
     }
 }
 
