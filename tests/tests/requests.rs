@@ -347,6 +347,7 @@ async fn deadlines_and_keep_alive_expiry() {
     let hub = Hub::builder()
         .event_type(EventTypeDef::new("slow"))
         .event_type(EventTypeDef::new("quick"))
+        .event_type(EventTypeDef::new("quick.brief").keep_alive(Duration::from_secs(2)))
         .action_type(ActionTypeDef::new("lookup"))
         .agent(AgentSpec::from_arc("never", never).handles(["lookup"]))
         .agent(AgentSpec::from_arc("quick", quick).handles(["lookup"]))
@@ -355,6 +356,7 @@ async fn deadlines_and_keep_alive_expiry() {
             RuleBook::with_rules(vec![
                 Rule::new("s", "slow", "never", "lookup", json!({})),
                 Rule::new("q", "quick", "quick", "lookup", json!({})),
+                Rule::new("qb", "quick.brief", "quick", "lookup", json!({})),
             ])
             .unwrap(),
             ProviderScope::AllEvents,
@@ -388,7 +390,14 @@ async fn deadlines_and_keep_alive_expiry() {
     }
     h.cancel(pending.request_id);
 
-    // Keep-alive: kept for the default 60 s, or a request's own time.
+    // Keep-alive: kept for the default 60 s, or the request type's, or a request's own time.
+    let brief = h.request(ev("quick.brief")).await.unwrap();
+    h.wait(brief.request_id, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(matches!(
+        h.poll(brief.request_id),
+        RequestStatus::Expired { .. }
+    ));
     let kept = h.request(ev("quick")).await.unwrap();
     let short = h
         .request_with(

@@ -34,6 +34,14 @@ pub struct EventTypeDef {
     /// What it means, for people.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// For requests of this type: how long their answers are kept once finished, unless the
+    /// request sets its own. None: the provider's default.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        rename = "keep_alive_ms",
+        serialize_with = "crate::telemetry::ser_opt_duration_ms"
+    )]
+    pub keep_alive: Option<std::time::Duration>,
 }
 
 impl EventTypeDef {
@@ -43,7 +51,15 @@ impl EventTypeDef {
             name: name.into(),
             template: MessageTemplate::any(),
             description: String::new(),
+            keep_alive: None,
         }
+    }
+
+    /// How long answers to requests of this type are kept once finished.
+    #[must_use]
+    pub fn keep_alive(mut self, keep_alive: std::time::Duration) -> Self {
+        self.keep_alive = Some(keep_alive);
+        self
     }
 
     /// Requires the given dotted payload paths.

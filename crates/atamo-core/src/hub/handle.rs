@@ -268,8 +268,18 @@ impl HubHandle {
     async fn send_request(
         &self,
         mut env: Envelope,
-        options: RequestOptions,
+        mut options: RequestOptions,
     ) -> Result<RequestReceipt, PublishError> {
+        if options.keep_alive.is_none() {
+            // The request's own, else its type's, else (in the store) the provider's default.
+            options.keep_alive = self
+                .shared
+                .routing
+                .load()
+                .event_types
+                .get(env.event.event_type())
+                .and_then(|t| t.keep_alive);
+        }
         let store = &self.store;
         let entry = Arc::new(RequestEntry::new(
             env.event.meta.clone(),
