@@ -71,6 +71,44 @@ async fn a_slow_subscriber_does_not_stall_routing_and_counts_what_it_missed() {
 }
 
 #[tokio::test]
+async fn a_lagging_batch_reader_loses_nothing_silently() {
+    let agent = RecordingAgent::new();
+    let hub = hub(agent.agent(), 2, json!({}));
+    let mut slow = hub.control().subscribe();
+    const N: usize = 20_000;
+    let h = hub.handle();
+    for i in 0..N {
+        h.publish(Event::new("tick", Principal::user("u"), json!({"i": i})))
+            .await
+            .unwrap();
+    }
+    agent.wait_for(N).await;
+    hub.shutdown().await;
+    let (mut seen, mut missed, mut lags) = (0u64, 0u64, 0);
+    loop {
+        match slow.recv_batch().await {
+            Ok(batch) => {
+                seen += batch.events.len() as u64;
+                if batch.events.iter().any(|e| e.name() == "stopped") {
+                    break;
+                }
+            }
+            Err(TelemetryRecvError::Lagged { missed: m }) => {
+                missed += m;
+                lags += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(lags > 0, "the reader fell behind");
+    assert_eq!(
+        seen + missed,
+        (N as u64) * 4 + 2,
+        "seen {seen} missed {missed}"
+    );
+}
+
+#[tokio::test]
 async fn a_panicking_agent_fails_its_call_and_the_hub_keeps_serving() {
     let agent = RecordingAgent::new();
     let panicky = agent.agent_with(|action| {

@@ -41,7 +41,10 @@ pub enum TelemetryRecvError {
 pub struct TelemetrySubscriber {
     rx: broadcast::Receiver<Arc<TelemetryBatch>>,
     next_seq: Option<u64>,
+    /// The batch `recv` is handing out event by event.
     current: Option<(Arc<TelemetryBatch>, usize)>,
+    /// A batch received right after a gap: the gap is reported first, then this batch.
+    pending: Option<Arc<TelemetryBatch>>,
     count: Arc<AtomicUsize>,
 }
 
@@ -68,8 +71,12 @@ impl TelemetrySubscriber {
     }
 
     /// The next whole batch (cheaper than `recv` when every event is wanted), a lag notice, or
-    /// `Closed`. Do not mix with `recv` on the same subscriber mid-batch.
+    /// `Closed`. After a lag notice, the next call returns the batch that followed the gap.
+    /// Do not mix with `recv` on the same subscriber mid-batch.
     pub async fn recv_batch(&mut self) -> Result<Arc<TelemetryBatch>, TelemetryRecvError> {
+        if let Some(batch) = self.pending.take() {
+            return Ok(batch);
+        }
         loop {
             match self.rx.recv().await {
                 Ok(batch) => {
@@ -79,7 +86,7 @@ impl TelemetrySubscriber {
                         // The events in between were overwritten before we read them; report
                         // them, and hand this batch out next.
                         let missed = batch.first_seq - expected;
-                        self.current = Some((batch, 0));
+                        self.pending = Some(batch);
                         return Err(TelemetryRecvError::Lagged { missed });
                     }
                     return Ok(batch);
@@ -123,6 +130,7 @@ impl Bus {
             rx: self.tx.subscribe(),
             next_seq: Some(*seq),
             current: None,
+            pending: None,
             count: self.subscribers.clone(),
         }
     }

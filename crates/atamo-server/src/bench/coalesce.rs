@@ -6,11 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use atamo_config::{Rule, RuleBook};
-use atamo_core::rules::{ProviderScope, ShareScope, Sharing};
-use atamo_core::{
-    agent_fn, ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, Principal, Reply, RequestState,
-};
+use atamo_core::rules::{ShareScope, Sharing};
+use atamo_core::{agent_fn, Event, Principal, Reply, RequestState};
 use serde_json::json;
 
 /// Options of `atamo bench coalesce`.
@@ -112,30 +109,11 @@ async fn one_run(args: &Args, scope: ShareScope) -> anyhow::Result<Run> {
             }
         })
     };
-    let rule = Rule::new(
-        "quote",
-        "quote",
-        "prices",
-        "lookup",
-        json!({"symbol": "{{payload.symbol}}"}),
-    )
-    .shared(Sharing {
+    let sharing = Sharing {
         scope,
         result_ttl: None,
-    });
-    let hub = Hub::builder()
-        .event_type(EventTypeDef::new("quote").requiring(["symbol"])?)
-        .action_type(ActionTypeDef::new("lookup"))
-        .agent(
-            AgentSpec::new("prices", agent)
-                .handles(["lookup"])
-                .concurrency(64),
-        )
-        .provider(
-            "rules",
-            RuleBook::with_rules(vec![rule])?,
-            ProviderScope::AllEvents,
-        )
+    };
+    let hub = super::one_rule_hub("quote", "symbol", "prices", agent, sharing)?
         .keep_alive(Duration::from_secs(5))
         .build()?;
     let started = Instant::now();

@@ -3,10 +3,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use atamo_config::{Rule, RuleBook};
-use atamo_core::rules::ProviderScope;
+use atamo_core::rules::Sharing;
 use atamo_core::telemetry::TelemetryRecvError;
-use atamo_core::{agent_fn, ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, Principal, Reply};
+use atamo_core::{agent_fn, Event, Principal, Reply};
 use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 
@@ -156,19 +155,8 @@ async fn hub_run(n: u64) -> anyhow::Result<HubRun> {
             std::future::ready(Ok(Reply::done()))
         })
     };
-    let rules = RuleBook::with_rules(vec![Rule::new(
-        "bench-rule",
-        "bench.event",
-        "noop",
-        "noop",
-        json!({"n": "{{payload.n}}"}),
-    )])?;
-    let hub = Hub::builder()
-        .event_type(EventTypeDef::new("bench.event").requiring(["n"])?)
-        .action_type(ActionTypeDef::new("noop"))
-        .agent(AgentSpec::new("noop", agent).handles(["noop"]))
-        .provider("rules", rules, ProviderScope::AllEvents)
-        .build()?;
+    let hub =
+        super::one_rule_hub("bench.event", "n", "noop", agent, Sharing::default())?.build()?;
 
     // The counting subscriber: counts every step it receives and every step it missed.
     let mut sub = hub.control().subscribe();

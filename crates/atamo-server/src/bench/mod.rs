@@ -33,6 +33,32 @@ pub fn run(which: Bench) -> anyhow::Result<()> {
     }
 }
 
+/// A hub builder with what every benchmark measures through: one event type (whose events
+/// carry `field`), one agent handling one action type of the same name, and one rule sending
+/// every event of the type to the agent with `field` copied into the action.
+pub fn one_rule_hub(
+    event_type: &str,
+    field: &str,
+    agent_id: &str,
+    agent: impl atamo_core::Agent,
+    sharing: atamo_core::rules::Sharing,
+) -> anyhow::Result<atamo_core::HubBuilder> {
+    use atamo_config::{Rule, RuleBook};
+    use atamo_core::{ActionTypeDef, AgentSpec, EventTypeDef, Hub};
+
+    let template = serde_json::json!({ field: format!("{{{{payload.{field}}}}}") });
+    let rule = Rule::new("bench-rule", event_type, agent_id, agent_id, template).shared(sharing);
+    Ok(Hub::builder()
+        .event_type(EventTypeDef::new(event_type).requiring([field])?)
+        .action_type(ActionTypeDef::new(agent_id))
+        .agent(AgentSpec::new(agent_id, agent).handles([agent_id]))
+        .provider(
+            "rules",
+            RuleBook::with_rules(vec![rule])?,
+            atamo_core::rules::ProviderScope::AllEvents,
+        ))
+}
+
 /// The median of some measurements.
 pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);

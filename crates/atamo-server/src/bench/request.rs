@@ -15,12 +15,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use atamo_config::{Rule, RuleBook};
-use atamo_core::rules::ProviderScope;
-use atamo_core::{
-    agent_fn, ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, HubHandle, Principal, Reply,
-    RequestState, RequestUpdate,
-};
+use atamo_core::rules::Sharing;
+use atamo_core::{agent_fn, Event, HubHandle, Principal, Reply, RequestState, RequestUpdate};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -437,19 +433,8 @@ async fn hub_side(plan: &Plan, collect: Collect) -> anyhow::Result<SideRun> {
         let n = action.payload()["n"].clone();
         std::future::ready(Ok(Reply::with(json!({ "n": n }))))
     });
-    let rules = RuleBook::with_rules(vec![Rule::new(
-        "bench-rule",
-        "bench.request",
-        "echo",
-        "echo",
-        json!({"n": "{{payload.n}}"}),
-    )])?;
-    let hub = Hub::builder()
-        .event_type(EventTypeDef::new("bench.request").requiring(["n"])?)
-        .action_type(ActionTypeDef::new("echo"))
-        .agent(AgentSpec::new("echo", agent).handles(["echo"]))
-        .provider("rules", rules, ProviderScope::AllEvents)
-        .build()?;
+    let hub =
+        super::one_rule_hub("bench.request", "n", "echo", agent, Sharing::default())?.build()?;
     let client = Client::Hub {
         handle: hub.handle(),
         collect,
