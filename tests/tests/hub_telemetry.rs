@@ -5,7 +5,7 @@
 
 use atamo_config::{Rule, RuleBook};
 use atamo_core::rules::ProviderScope;
-use atamo_core::telemetry::{TelemetryKind, TelemetryRecvError};
+use atamo_core::telemetry::{TelemetryKind, TelemetryRecvError, TelemetrySubscriber};
 use atamo_core::{ActionTypeDef, AgentError, AgentSpec, Event, EventTypeDef, Hub, Principal};
 use atamo_tests::{monitored, RecordingAgent};
 use serde_json::json;
@@ -29,13 +29,14 @@ fn hub(
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_slow_subscriber_does_not_stall_routing_and_counts_what_it_missed() {
+const N: usize = 20_000;
+
+/// Publishes N events through a hub whose subscribers may fall 2 batches behind, with a
+/// subscriber that has read nothing yet; returns it once the hub has stopped.
+async fn flood_a_hub_with_a_tiny_telemetry_buffer() -> TelemetrySubscriber {
     let agent = RecordingAgent::new();
     let hub = hub(agent.agent(), 2, json!({}));
-    // Subscribed, but reads nothing until all the work is done.
-    let mut slow = hub.control().subscribe();
-    const N: usize = 20_000;
+    let slow = hub.control().subscribe();
     let h = hub.handle();
     for i in 0..N {
         h.publish(Event::new("tick", Principal::user("u"), json!({"i": i})))
@@ -44,6 +45,13 @@ async fn a_slow_subscriber_does_not_stall_routing_and_counts_what_it_missed() {
     }
     agent.wait_for(N).await;
     hub.shutdown().await;
+    slow
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_does_not_stall_routing_and_counts_what_it_missed() {
+    // Subscribed, but reads nothing until all the work is done.
+    let mut slow = flood_a_hub_with_a_tiny_telemetry_buffer().await;
 
     let (mut seen, mut missed) = (0u64, 0u64);
     loop {
@@ -72,18 +80,7 @@ async fn a_slow_subscriber_does_not_stall_routing_and_counts_what_it_missed() {
 
 #[tokio::test]
 async fn a_lagging_batch_reader_loses_nothing_silently() {
-    let agent = RecordingAgent::new();
-    let hub = hub(agent.agent(), 2, json!({}));
-    let mut slow = hub.control().subscribe();
-    const N: usize = 20_000;
-    let h = hub.handle();
-    for i in 0..N {
-        h.publish(Event::new("tick", Principal::user("u"), json!({"i": i})))
-            .await
-            .unwrap();
-    }
-    agent.wait_for(N).await;
-    hub.shutdown().await;
+    let mut slow = flood_a_hub_with_a_tiny_telemetry_buffer().await;
     let (mut seen, mut missed, mut lags) = (0u64, 0u64, 0);
     loop {
         match slow.recv_batch().await {

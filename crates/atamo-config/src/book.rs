@@ -596,7 +596,7 @@ mod tests {
         let text = err.to_string();
         assert_eq!(text.matches("; ").count(), 3, "{text}");
         assert!(
-            text.starts_with("rule `b`: template at `body.to`: placeholder `{{payload.email`"),
+            text.starts_with("rule `b`: template at `body.to`: field reference `{{payload.email`"),
             "{text}"
         );
         assert!(text.contains("rule `d`: agent id is empty"), "{text}");

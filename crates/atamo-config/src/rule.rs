@@ -48,7 +48,7 @@ pub struct Rule {
     pub agent: AgentId,
     /// The action type to ask for.
     pub action: ActionType,
-    /// The action payload, with placeholders (see [`ActionTemplate`](crate::ActionTemplate)).
+    /// The action payload, with field references (see [`ActionTemplate`](crate::ActionTemplate)).
     pub template: Value,
     /// For requests: who may share one agent call when identical requests are in flight, and
     /// how long a result may be reused (JSON: `"coalesce": "off" | "user" | "tenant" |

@@ -1,11 +1,11 @@
-//! Action templates: JSON with `{{placeholders}}` filled from an event.
+//! Action templates: JSON with `{{field references}}` filled from an event.
 //!
 //! A template is compiled once, when its rule is registered, into a tree whose strings are
-//! already split into literal text and placeholders; rendering walks that tree without parsing
-//! anything. Subtrees without placeholders are kept as plain JSON, and a template with no
-//! placeholders at all renders to one shared [`Arc<Value>`].
+//! already split into literal text and field references; rendering walks that tree without parsing
+//! anything. Subtrees without field references are kept as plain JSON, and a template with no
+//! field references at all renders to one shared [`Arc<Value>`].
 //!
-//! | placeholder | value |
+//! | field reference | value |
 //! |---|---|
 //! | `{{payload}}` | the whole event payload |
 //! | `{{payload.customer.id}}` | a field of the payload (digits index arrays: `items.0.sku`) |
@@ -15,8 +15,8 @@
 //! | `{{event_type}}` | the event's type |
 //! | `{{event_id}}`, `{{correlation_id}}` | the event's ids, as strings |
 //!
-//! A string that is exactly one placeholder becomes the value itself, keeping its JSON type
-//! (`"{{payload.total}}"` renders to `42`, not `"42"`). A placeholder inside a longer string is
+//! A string that is exactly one field reference becomes the value itself, keeping its JSON type
+//! (`"{{payload.total}}"` renders to `42`, not `"42"`). A field reference inside a longer string is
 //! written as text: strings without quotes, anything else as compact JSON. Object keys are never
 //! templated. Whitespace inside the braces is allowed: `{{ user }}`.
 
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use atamo_core::message::{Event, FieldPath, Principal};
 use serde_json::{Map, Value};
 
-/// The placeholder roots a template may use.
+/// The field reference roots a template may use.
 pub const ROOTS: &[&str] = &[
     "payload",
     "user",
@@ -38,40 +38,40 @@ pub const ROOTS: &[&str] = &[
 ];
 
 /// Why a template does not compile. Each error names where in the template the bad string is
-/// (`body.to`, `items.0`) and the placeholder as written.
+/// (`body.to`, `items.0`) and the field reference as written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TemplateError {
     /// A `{{` is not followed by `}}`.
-    #[error("template {}: placeholder `{placeholder}` is not closed with `}}}}`", at(.path))]
+    #[error("template {}: field reference `{reference}` is not closed with `}}}}`", at(.path))]
     Unclosed {
         /// Where in the template, as a dotted path (empty for the template itself).
         path: String,
         /// The text from the unclosed `{{` to the end of the string.
-        placeholder: String,
+        reference: String,
     },
-    /// A placeholder starts with a name that is not one of [`ROOTS`].
+    /// A field reference starts with a name that is not one of [`ROOTS`].
     #[error(
-        "template {}: placeholder `{placeholder}` has unknown root `{root}` (expected one of {})",
+        "template {}: field reference `{reference}` has unknown root `{root}` (expected one of {})",
         at(.path),
         ROOTS.join(", ")
     )]
     UnknownRoot {
         /// Where in the template.
         path: String,
-        /// The placeholder as written, braces included.
-        placeholder: String,
+        /// The field reference as written, braces included.
+        reference: String,
         /// The unknown name.
         root: String,
     },
-    /// A placeholder with a known root that is still not valid (empty, a bad payload path, or a
+    /// A field reference with a known root that is still not valid (empty, a bad payload path, or a
     /// field of a root that has none).
-    #[error("template {}: placeholder `{placeholder}` is invalid: {reason}", at(.path))]
-    InvalidPlaceholder {
+    #[error("template {}: field reference `{reference}` is invalid: {reason}", at(.path))]
+    InvalidReference {
         /// Where in the template.
         path: String,
-        /// The placeholder as written, braces included.
-        placeholder: String,
+        /// The field reference as written, braces included.
+        reference: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -83,7 +83,7 @@ impl TemplateError {
         match self {
             Self::Unclosed { path, .. }
             | Self::UnknownRoot { path, .. }
-            | Self::InvalidPlaceholder { path, .. } => path,
+            | Self::InvalidReference { path, .. } => path,
         }
     }
 }
@@ -96,12 +96,12 @@ fn at(path: &str) -> String {
     }
 }
 
-/// A placeholder whose value the event does not have: an absent or `null` payload field, or
+/// A field reference whose value the event does not have: an absent or `null` payload field, or
 /// `{{tenant}}` for a user without a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("template field `{field}` is missing from the event")]
 pub struct MissingField {
-    /// The placeholder that could not be filled, e.g. `payload.customer.id` or `tenant`.
+    /// The field reference that could not be filled, e.g. `payload.customer.id` or `tenant`.
     pub field: String,
 }
 
@@ -131,18 +131,18 @@ pub struct MissingField {
 #[derive(Clone)]
 pub struct ActionTemplate {
     root: Node,
-    /// The rendered value when the template has no placeholders.
+    /// The rendered value when the template has no field references.
     constant: Option<Arc<Value>>,
     fields: Vec<FieldPath>,
 }
 
 #[derive(Debug, Clone)]
 enum Node {
-    /// A subtree without placeholders.
+    /// A subtree without field references.
     Literal(Value),
-    /// A string that is exactly one placeholder.
-    Whole(Placeholder),
-    /// A string mixing text and placeholders.
+    /// A string that is exactly one field reference.
+    Whole(FieldRef),
+    /// A string mixing text and field references.
     Text {
         segments: Vec<Segment>,
         literal_len: usize,
@@ -154,11 +154,11 @@ enum Node {
 #[derive(Debug, Clone)]
 enum Segment {
     Literal(String),
-    Placeholder(Placeholder),
+    FieldRef(FieldRef),
 }
 
 #[derive(Debug, Clone)]
-enum Placeholder {
+enum FieldRef {
     /// `{{payload}}`.
     Payload,
     /// `{{payload.<path>}}`; `name` is `payload.<path>`, for errors.
@@ -181,7 +181,7 @@ struct Context<'a> {
 }
 
 impl ActionTemplate {
-    /// Compiles a template, checking every placeholder.
+    /// Compiles a template, checking every field reference.
     pub fn compile(template: &Value) -> Result<Self, TemplateError> {
         let mut fields = Vec::new();
         let mut path = String::new();
@@ -203,7 +203,7 @@ impl ActionTemplate {
         &self.fields
     }
 
-    /// Whether the template has no placeholders, so every render returns the same shared value.
+    /// Whether the template has no field references, so every render returns the same shared value.
     pub fn is_constant(&self) -> bool {
         self.constant.is_some()
     }
@@ -217,7 +217,7 @@ impl ActionTemplate {
     }
 
     /// Renders the template for `event` and its principal into a shared value. A template
-    /// without placeholders returns the same `Arc` every time, without copying.
+    /// without field references returns the same `Arc` every time, without copying.
     pub fn render_shared(&self, event: &Event) -> Result<Arc<Value>, MissingField> {
         self.render_for(event, event.principal())
     }
@@ -319,17 +319,17 @@ fn compile_string(
         let Some(close) = after_open.find("}}") else {
             return Err(TemplateError::Unclosed {
                 path: path.to_owned(),
-                placeholder: rest[open..].to_owned(),
+                reference: rest[open..].to_owned(),
             });
         };
         let written = &rest[open..open + 2 + close + 2];
-        let placeholder = parse_placeholder(&after_open[..close], written, path)?;
-        if let Placeholder::Field { path: field, .. } = &placeholder {
+        let field_ref = parse_reference(&after_open[..close], written, path)?;
+        if let FieldRef::Field { path: field, .. } = &field_ref {
             if !fields.contains(field) {
                 fields.push(field.clone());
             }
         }
-        segments.push(Segment::Placeholder(placeholder));
+        segments.push(Segment::FieldRef(field_ref));
         rest = &after_open[close + 2..];
     }
     if !rest.is_empty() {
@@ -338,7 +338,7 @@ fn compile_string(
     }
     Ok(match segments.as_slice() {
         [] | [Segment::Literal(_)] => Node::Literal(Value::String(text.to_owned())),
-        [Segment::Placeholder(placeholder)] => Node::Whole(placeholder.clone()),
+        [Segment::FieldRef(field_ref)] => Node::Whole(field_ref.clone()),
         _ => Node::Text {
             segments,
             literal_len,
@@ -346,10 +346,10 @@ fn compile_string(
     })
 }
 
-fn parse_placeholder(inner: &str, written: &str, path: &str) -> Result<Placeholder, TemplateError> {
-    let invalid = |reason: String| TemplateError::InvalidPlaceholder {
+fn parse_reference(inner: &str, written: &str, path: &str) -> Result<FieldRef, TemplateError> {
+    let invalid = |reason: String| TemplateError::InvalidReference {
         path: path.to_owned(),
-        placeholder: written.to_owned(),
+        reference: written.to_owned(),
         reason,
     };
     let name = inner.trim();
@@ -360,30 +360,30 @@ fn parse_placeholder(inner: &str, written: &str, path: &str) -> Result<Placehold
         Some((root, field)) => (root, Some(field)),
         None => (name, None),
     };
-    let simple = |placeholder: Placeholder| match field {
-        None => Ok(placeholder),
+    let simple = |field_ref: FieldRef| match field {
+        None => Ok(field_ref),
         Some(_) => Err(invalid(format!("`{root}` has no fields"))),
     };
     match root {
         "payload" => match field {
-            None => Ok(Placeholder::Payload),
+            None => Ok(FieldRef::Payload),
             Some(field) => {
                 let parsed = FieldPath::parse(field).map_err(|e| invalid(e.to_string()))?;
-                Ok(Placeholder::Field {
+                Ok(FieldRef::Field {
                     path: parsed,
                     name: Arc::from(name),
                 })
             }
         },
-        "user" => simple(Placeholder::User),
-        "tenant" => simple(Placeholder::Tenant),
-        "event_type" => simple(Placeholder::EventType),
-        "correlation_id" => simple(Placeholder::CorrelationId),
-        "event_id" => simple(Placeholder::EventId),
-        "groups" => simple(Placeholder::Groups),
+        "user" => simple(FieldRef::User),
+        "tenant" => simple(FieldRef::Tenant),
+        "event_type" => simple(FieldRef::EventType),
+        "correlation_id" => simple(FieldRef::CorrelationId),
+        "event_id" => simple(FieldRef::EventId),
+        "groups" => simple(FieldRef::Groups),
         _ => Err(TemplateError::UnknownRoot {
             path: path.to_owned(),
-            placeholder: written.to_owned(),
+            reference: written.to_owned(),
             root: root.to_owned(),
         }),
     }
@@ -395,7 +395,7 @@ fn parse_placeholder(inner: &str, written: &str, path: &str) -> Result<Placehold
 fn render_node(node: &Node, cx: &Context<'_>) -> Result<Value, MissingField> {
     match node {
         Node::Literal(value) => Ok(value.clone()),
-        Node::Whole(placeholder) => placeholder_value(placeholder, cx),
+        Node::Whole(field_ref) => field_value(field_ref, cx),
         Node::Text {
             segments,
             literal_len,
@@ -404,9 +404,7 @@ fn render_node(node: &Node, cx: &Context<'_>) -> Result<Value, MissingField> {
             for segment in segments {
                 match segment {
                     Segment::Literal(text) => out.push_str(text),
-                    Segment::Placeholder(placeholder) => {
-                        write_placeholder(placeholder, cx, &mut out)?
-                    }
+                    Segment::FieldRef(field_ref) => write_field(field_ref, cx, &mut out)?,
                 }
             }
             Ok(Value::String(out))
@@ -445,19 +443,19 @@ fn field<'a>(path: &FieldPath, name: &str, cx: &Context<'a>) -> Result<&'a Value
     path.lookup(cx.event.payload()).ok_or_else(|| missing(name))
 }
 
-fn placeholder_value(placeholder: &Placeholder, cx: &Context<'_>) -> Result<Value, MissingField> {
-    Ok(match placeholder {
-        Placeholder::Payload => payload(cx)?.clone(),
-        Placeholder::Field { path, name } => field(path, name, cx)?.clone(),
-        Placeholder::User => Value::String(cx.principal.user.as_str().to_owned()),
-        Placeholder::Tenant => match &cx.principal.tenant {
+fn field_value(field_ref: &FieldRef, cx: &Context<'_>) -> Result<Value, MissingField> {
+    Ok(match field_ref {
+        FieldRef::Payload => payload(cx)?.clone(),
+        FieldRef::Field { path, name } => field(path, name, cx)?.clone(),
+        FieldRef::User => Value::String(cx.principal.user.as_str().to_owned()),
+        FieldRef::Tenant => match &cx.principal.tenant {
             Some(tenant) => Value::String(tenant.as_str().to_owned()),
             None => return Err(missing("tenant")),
         },
-        Placeholder::EventType => Value::String(cx.event.event_type().as_str().to_owned()),
-        Placeholder::CorrelationId => Value::String(cx.event.correlation_id().to_string()),
-        Placeholder::EventId => Value::String(cx.event.id().to_string()),
-        Placeholder::Groups => Value::Array(
+        FieldRef::EventType => Value::String(cx.event.event_type().as_str().to_owned()),
+        FieldRef::CorrelationId => Value::String(cx.event.correlation_id().to_string()),
+        FieldRef::EventId => Value::String(cx.event.id().to_string()),
+        FieldRef::Groups => Value::Array(
             cx.principal
                 .groups
                 .iter()
@@ -467,29 +465,29 @@ fn placeholder_value(placeholder: &Placeholder, cx: &Context<'_>) -> Result<Valu
     })
 }
 
-/// Writes a placeholder's value as text: strings without quotes, anything else as compact JSON.
-fn write_placeholder(
-    placeholder: &Placeholder,
+/// Writes a field reference's value as text: strings without quotes, anything else as compact JSON.
+fn write_field(
+    field_ref: &FieldRef,
     cx: &Context<'_>,
     out: &mut String,
 ) -> Result<(), MissingField> {
     // Writing to a `String` cannot fail, so the `fmt::Result`s below are ignored.
-    match placeholder {
-        Placeholder::Payload => write_value(payload(cx)?, out),
-        Placeholder::Field { path, name } => write_value(field(path, name, cx)?, out),
-        Placeholder::User => out.push_str(cx.principal.user.as_str()),
-        Placeholder::Tenant => match &cx.principal.tenant {
+    match field_ref {
+        FieldRef::Payload => write_value(payload(cx)?, out),
+        FieldRef::Field { path, name } => write_value(field(path, name, cx)?, out),
+        FieldRef::User => out.push_str(cx.principal.user.as_str()),
+        FieldRef::Tenant => match &cx.principal.tenant {
             Some(tenant) => out.push_str(tenant.as_str()),
             None => return Err(missing("tenant")),
         },
-        Placeholder::EventType => out.push_str(cx.event.event_type().as_str()),
-        Placeholder::CorrelationId => {
+        FieldRef::EventType => out.push_str(cx.event.event_type().as_str()),
+        FieldRef::CorrelationId => {
             let _ = write!(out, "{}", cx.event.correlation_id());
         }
-        Placeholder::EventId => {
+        FieldRef::EventId => {
             let _ = write!(out, "{}", cx.event.id());
         }
-        Placeholder::Groups => {
+        FieldRef::Groups => {
             let groups: Vec<&str> = cx.principal.groups.iter().map(|g| g.as_str()).collect();
             let _ = write!(out, "{}", Value::from(groups));
         }

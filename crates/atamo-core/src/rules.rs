@@ -147,7 +147,7 @@ pub enum RuleError {
     MissingField {
         /// The rule.
         rule: RuleId,
-        /// The placeholder that could not be filled, e.g. `payload.customer.id`.
+        /// The field reference that could not be filled, e.g. `payload.customer.id`.
         field: String,
     },
     /// The rule names an agent that is not registered.

@@ -24,7 +24,7 @@ fn render(template: Value, event: &Event) -> Result<Value, MissingField> {
 }
 
 #[test]
-fn whole_placeholder_keeps_the_json_type() {
+fn whole_reference_keeps_the_json_type() {
     let e = event();
     assert_eq!(render(json!("{{payload.customer.id}}"), &e), Ok(json!(42)));
     assert_eq!(render(json!("{{ payload.total }}"), &e), Ok(json!(19.5)));
@@ -45,7 +45,7 @@ fn whole_placeholder_keeps_the_json_type() {
 }
 
 #[test]
-fn embedded_placeholders_render_as_text() {
+fn embedded_references_render_as_text() {
     let e = event();
     assert_eq!(
         render(
@@ -161,40 +161,40 @@ fn tenant_is_missing_without_one() {
 }
 
 #[test]
-fn unclosed_placeholder_names_path_and_placeholder() {
+fn unclosed_reference_names_path_and_reference() {
     let err = ActionTemplate::compile(&json!({"body": {"to": "x {{payload.email"}})).unwrap_err();
     assert_eq!(
         err,
         TemplateError::Unclosed {
             path: "body.to".into(),
-            placeholder: "{{payload.email".into(),
+            reference: "{{payload.email".into(),
         }
     );
     assert_eq!(
         err.to_string(),
-        "template at `body.to`: placeholder `{{payload.email` is not closed with `}}`"
+        "template at `body.to`: field reference `{{payload.email` is not closed with `}}`"
     );
 }
 
 #[test]
-fn unknown_root_names_path_and_placeholder() {
+fn unknown_root_names_path_and_reference() {
     let err = ActionTemplate::compile(&json!({"items": ["ok", {"who": "{{ customer.id }}"}]}))
         .unwrap_err();
     assert_eq!(
         err,
         TemplateError::UnknownRoot {
             path: "items.1.who".into(),
-            placeholder: "{{ customer.id }}".into(),
+            reference: "{{ customer.id }}".into(),
             root: "customer".into(),
         }
     );
     let text = err.to_string();
-    assert!(text.starts_with("template at `items.1.who`: placeholder `{{ customer.id }}` has unknown root `customer`"), "{text}");
+    assert!(text.starts_with("template at `items.1.who`: field reference `{{ customer.id }}` has unknown root `customer`"), "{text}");
     assert_eq!(err.path(), "items.1.who");
 }
 
 #[test]
-fn other_bad_placeholders_are_rejected() {
+fn other_bad_references_are_rejected() {
     for (template, reason) in [
         ("{{}}", "it is empty"),
         ("{{ user.name }}", "`user` has no fields"),
@@ -202,11 +202,11 @@ fn other_bad_placeholders_are_rejected() {
     ] {
         let err = ActionTemplate::compile(&json!(template)).unwrap_err();
         match &err {
-            TemplateError::InvalidPlaceholder {
-                path, placeholder, ..
+            TemplateError::InvalidReference {
+                path, reference, ..
             } => {
                 assert_eq!(path, "");
-                assert_eq!(placeholder, template);
+                assert_eq!(reference, template);
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -229,11 +229,12 @@ fn fields_lists_payload_paths_once_in_order() {
 
 #[test]
 fn constant_templates_share_one_value() {
-    let t = ActionTemplate::compile(&json!({"text": "no placeholders }} here", "n": [1]})).unwrap();
+    let t =
+        ActionTemplate::compile(&json!({"text": "no field references }} here", "n": [1]})).unwrap();
     assert!(t.is_constant());
     let e = event();
     let a = t.render_shared(&e).unwrap();
     let b = t.render_shared(&e).unwrap();
     assert!(Arc::ptr_eq(&a, &b));
-    assert_eq!(*a, json!({"text": "no placeholders }} here", "n": [1]}));
+    assert_eq!(*a, json!({"text": "no field references }} here", "n": [1]}));
 }
