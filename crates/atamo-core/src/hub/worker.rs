@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::routing::{panic_message, AgentStats};
 use super::HubHandle;
 use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, Reply};
-use crate::ids::{ActionId, ActionType, RequestId, TenantId, UserId};
+use crate::ids::{ActionId, ActionType, TenantId, UserId};
 use crate::message::Action;
 use crate::request::{CallGroup, RequestEntry, RequestSink, RequestState};
 use crate::rules::{ShareScope, Sharing};
@@ -261,14 +261,14 @@ impl Worker {
                 Some(g) => g.group.cancel.clone(),
                 None => self.cancel.clone(),
             },
-            request: group.as_ref().map(|g| RequestSink {
-                group: g.group.clone(),
-                request_id: d
-                    .request
-                    .as_ref()
-                    .map(|r| r.id)
-                    .unwrap_or_else(RequestId::generate),
-            }),
+            // A call has a group exactly when its dispatch carries a request.
+            request: group
+                .as_ref()
+                .zip(d.request.as_ref())
+                .map(|(g, r)| RequestSink {
+                    group: g.group.clone(),
+                    request_id: r.id,
+                }),
         };
         let started = Instant::now();
         let call =
