@@ -13,7 +13,7 @@ use atamo_core::telemetry::{AbandonReason, TelemetryKind};
 use atamo_core::{
     ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, HubBuilder, Principal, PublishError,
 };
-use atamo_tests::{Recorder, RecordingAgent};
+use atamo_tests::{names, Recorder, RecordingAgent};
 use serde_json::json;
 
 fn hub_with(agent: AgentSpec) -> HubBuilder {
@@ -133,7 +133,7 @@ async fn agents_see_cancellation_at_the_deadline() {
         .await;
     assert_eq!(report.actions_abandoned, 1);
     assert_eq!(rx.recv().await, Some("cancelled"));
-    let names: Vec<_> = monitor.collect().await.iter().map(|s| s.name()).collect();
+    let names = names(&monitor.collect().await);
     assert_eq!(
         names,
         [

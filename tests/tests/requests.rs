@@ -14,7 +14,7 @@ use atamo_core::{
     ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, HubBuilder, Principal, RequestOptions,
     RequestState, RequestUpdate,
 };
-use atamo_tests::Recorder;
+use atamo_tests::{names, Recorder};
 use serde_json::json;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -51,6 +51,29 @@ fn hub(agents: Vec<(&str, Arc<dyn Agent>)>, tune: impl FnOnce(HubBuilder) -> Hub
 
 fn find(q: &str) -> Event {
     Event::new("find", Principal::user("alice"), json!({"q": q}))
+}
+
+/// A feed that answers 1, 2, 3, ... every 5 ms until its request ends or is cancelled, then
+/// reports how many answers it gave on `stopped` (if given).
+fn endless_feed(stopped: Option<mpsc::UnboundedSender<u64>>) -> Arc<dyn Agent> {
+    Arc::new(agent_fn(move |_, ctx| {
+        let stopped = stopped.clone();
+        async move {
+            let mut i = 0;
+            loop {
+                i += 1;
+                tokio::select! {
+                    r = ctx.answer(json!(i)) => if r.is_err() { break },
+                    _ = ctx.cancelled() => break,
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if let Some(tx) = stopped {
+                tx.send(i).unwrap();
+            }
+            Err(AgentError::Cancelled)
+        }
+    }))
 }
 
 fn known(status: RequestStatus) -> RequestSnapshot {
@@ -227,22 +250,7 @@ async fn a_long_feed_to_a_slow_subscriber_stays_bounded_and_loses_nothing() {
 #[tokio::test]
 async fn dropping_the_last_subscription_of_a_live_feed_cancels_the_agent() {
     let (stopped_tx, mut stopped_rx) = mpsc::unbounded_channel();
-    let feed: Arc<dyn Agent> = Arc::new(agent_fn(move |_, ctx| {
-        let stopped_tx = stopped_tx.clone();
-        async move {
-            let mut i = 0;
-            loop {
-                i += 1;
-                tokio::select! {
-                    r = ctx.answer(json!(i)) => if r.is_err() { break },
-                    _ = ctx.cancelled() => break,
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            stopped_tx.send(i).unwrap();
-            Err(AgentError::Cancelled)
-        }
-    }));
+    let feed = endless_feed(Some(stopped_tx));
     let hub = hub(vec![("live", feed)], |b| b);
     let rec = Recorder::start(&hub.control());
     let h = hub.handle();
@@ -303,14 +311,7 @@ async fn a_request_answered_by_two_agents_one_failing_says_so() {
 #[tokio::test]
 async fn cancel_stops_the_agents_and_a_request_nobody_routes_ends_at_once() {
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
-    let slow: Arc<dyn Agent> = Arc::new(agent_fn(move |_, ctx| {
-        let seen_tx = seen_tx.clone();
-        async move {
-            ctx.cancelled().await;
-            seen_tx.send(()).unwrap();
-            Err(AgentError::Cancelled)
-        }
-    }));
+    let slow = endless_feed(Some(seen_tx));
     let hub = hub(vec![("slow", slow)], |b| b);
     let h = hub.handle();
     let r = h.request(find("x")).await.unwrap();
@@ -478,7 +479,7 @@ async fn a_request_can_be_monitored_like_an_event() {
         .request_monitored(find("7"), RequestOptions::new())
         .await
         .unwrap();
-    let names: Vec<_> = monitor.collect().await.iter().map(|s| s.name()).collect();
+    let names = names(&monitor.collect().await);
     assert_eq!(
         names,
         [
@@ -493,23 +494,9 @@ async fn a_request_can_be_monitored_like_an_event() {
     hub.shutdown().await;
 }
 
-fn endless_feed() -> Arc<dyn Agent> {
-    Arc::new(agent_fn(|_, ctx| async move {
-        let mut i = 0;
-        loop {
-            i += 1;
-            tokio::select! {
-                r = ctx.answer(json!(i)) => if r.is_err() { return Err(AgentError::Cancelled) },
-                _ = ctx.cancelled() => return Err(AgentError::Cancelled),
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }))
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_timed_out_wait_leaves_a_live_feed_running() {
-    let hub = hub(vec![("live", endless_feed())], |b| b);
+    let hub = hub(vec![("live", endless_feed(None))], |b| b);
     let h = hub.handle();
     let r = h
         .request_with(find("x"), RequestOptions::new().live_feed())
@@ -532,7 +519,7 @@ async fn a_timed_out_wait_leaves_a_live_feed_running() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_cancels_live_feeds_at_once() {
-    let hub = hub(vec![("live", endless_feed())], |b| {
+    let hub = hub(vec![("live", endless_feed(None))], |b| {
         b.shutdown_grace(Duration::from_secs(60))
     });
     let h = hub.handle();

@@ -10,7 +10,9 @@ use std::time::Duration;
 use atamo_config::{Rule, RuleBook};
 use atamo_core::agent::{agent_fn, Reply};
 use atamo_core::rules::{ProviderScope, ShareScope, Sharing};
-use atamo_core::{ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, Principal, RequestState};
+use atamo_core::{
+    ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, Principal, RequestSnapshot, RequestState,
+};
 use atamo_tests::Recorder;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -109,18 +111,29 @@ async fn a_hundred_identical_requests_make_one_call_and_all_get_the_answer() {
     f.hub.shutdown().await;
 }
 
+/// Sends one request for each user, waits until `reached` shows both are with the agent (its
+/// first answer, or a join), lets the calls finish, and returns both results.
+async fn two_requests(
+    f: &Fixture,
+    users: [&str; 2],
+    reached: &'static str,
+    n: usize,
+) -> (RequestSnapshot, RequestSnapshot) {
+    let h = f.hub.handle();
+    let a = h.request(quote(users[0])).await.unwrap();
+    let b = h.request(quote(users[1])).await.unwrap();
+    wait_for_steps(&f.rec, reached, n).await;
+    f.gate.add_permits(10);
+    (
+        h.wait(a.request_id, WAIT).await.unwrap(),
+        h.wait(b.request_id, WAIT).await.unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn user_scoped_requests_of_two_users_are_not_coalesced() {
     let f = fixture(Sharing::default());
-    let h = f.hub.handle();
-    let a = h.request(quote("alice")).await.unwrap();
-    let b = h.request(quote("bob")).await.unwrap();
-    wait_for_steps(&f.rec, "answer_ready", 2).await;
-    f.gate.add_permits(10);
-    let (a, b) = (
-        h.wait(a.request_id, WAIT).await.unwrap(),
-        h.wait(b.request_id, WAIT).await.unwrap(),
-    );
+    let (a, b) = two_requests(&f, ["alice", "bob"], "answer_ready", 2).await;
     assert_eq!(f.calls.load(Ordering::SeqCst), 2);
     assert_ne!(a.answers[1].payload["call"], b.answers[1].payload["call"]);
     assert!(!f.rec.names().contains(&"action_coalesced"));
@@ -133,13 +146,7 @@ async fn a_global_rule_shares_across_users_and_off_never_shares() {
         scope: ShareScope::Global,
         result_ttl: None,
     });
-    let h = global.hub.handle();
-    let a = h.request(quote("alice")).await.unwrap();
-    let b = h.request(quote("bob")).await.unwrap();
-    wait_for_steps(&global.rec, "action_coalesced", 1).await;
-    global.gate.add_permits(10);
-    h.wait(a.request_id, WAIT).await.unwrap();
-    h.wait(b.request_id, WAIT).await.unwrap();
+    two_requests(&global, ["alice", "bob"], "action_coalesced", 1).await;
     assert_eq!(global.calls.load(Ordering::SeqCst), 1);
     global.hub.shutdown().await;
 
@@ -147,13 +154,7 @@ async fn a_global_rule_shares_across_users_and_off_never_shares() {
         scope: ShareScope::Off,
         result_ttl: None,
     });
-    let h = off.hub.handle();
-    let a = h.request(quote("alice")).await.unwrap();
-    let b = h.request(quote("alice")).await.unwrap();
-    wait_for_steps(&off.rec, "answer_ready", 2).await;
-    off.gate.add_permits(10);
-    h.wait(a.request_id, WAIT).await.unwrap();
-    h.wait(b.request_id, WAIT).await.unwrap();
+    two_requests(&off, ["alice", "alice"], "answer_ready", 2).await;
     assert_eq!(off.calls.load(Ordering::SeqCst), 2);
     off.hub.shutdown().await;
 }

@@ -77,6 +77,7 @@ pub use ids::{
 };
 pub use message::{Action, Event, MessageTemplate, Principal};
 pub use request::{
-    Answer, RequestOptions, RequestReceipt, RequestState, RequestStatus, RequestUpdate,
+    Answer, AnswerError, PartStatus, RequestOptions, RequestReceipt, RequestSnapshot, RequestState,
+    RequestStatus, RequestUpdate, WaitError,
 };
 pub use telemetry::{TelemetryEvent, TelemetryKind};

@@ -213,17 +213,17 @@ impl Hub {
         // Providers were told to stop when intake closed; timers stop now. What is still
         // running once the deadline has passed is aborted.
         shared.store_stop.cancel();
-        for task in shared.take_side_tasks() {
-            let abort = task.abort_handle();
-            tokio::select! {
-                _ = task => {}
-                _ = &mut deadline, if !report.deadline_passed => {
-                    report.deadline_passed = true;
-                    shared.abort.cancel();
-                    abort.abort();
+        for mut task in shared.take_side_tasks() {
+            if !report.deadline_passed {
+                tokio::select! {
+                    _ = &mut task => continue,
+                    _ = &mut deadline => {
+                        report.deadline_passed = true;
+                        shared.abort.cancel();
+                    }
                 }
-                _ = std::future::ready(()), if report.deadline_passed => abort.abort(),
             }
+            task.abort();
         }
         report.events_drained = r.drained;
         report.actions_abandoned = r.abandoned + w.abandoned;

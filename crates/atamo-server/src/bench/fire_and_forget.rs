@@ -37,16 +37,7 @@ struct HubRun {
 pub fn run(args: Args) -> anyhow::Result<()> {
     ensure!(args.events > 0, "--events must be at least 1");
     ensure!(args.runs > 0, "--runs must be at least 1");
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.threads {
-        rt.worker_threads(n);
-    }
-    let rt = rt.enable_all().build()?;
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let (rt, threads) = super::runtime(args.threads)?;
 
     println!(
         "fire-and-forget: {} events per run, {} runs, {} runtime threads",

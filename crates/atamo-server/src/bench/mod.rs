@@ -59,6 +59,20 @@ pub fn one_rule_hub(
         ))
 }
 
+/// A multi-thread runtime with `threads` workers (default: one per core), and how many it has.
+pub fn runtime(threads: Option<usize>) -> anyhow::Result<(tokio::runtime::Runtime, usize)> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        rt.worker_threads(n);
+    }
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    Ok((rt.enable_all().build()?, threads))
+}
+
 /// The median of some measurements.
 pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);

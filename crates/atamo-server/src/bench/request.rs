@@ -269,16 +269,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         fixed_n <= MAX_REQUESTS && args.requests <= MAX_REQUESTS,
         "at most {MAX_REQUESTS} requests per phase (--rate times --seconds, and --requests)"
     );
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.threads {
-        rt.worker_threads(n);
-    }
-    let rt = rt.enable_all().build()?;
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let (rt, threads) = super::runtime(args.threads)?;
     let plan = Plan {
         rate: args.rate,
         pacing: args.pacing,
