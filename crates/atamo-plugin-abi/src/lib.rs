@@ -36,6 +36,10 @@ use core::ffi::{c_char, c_void};
 /// The name of the exported declaration static.
 pub const DECLARATION_SYMBOL: &str = "atamo_plugin_declaration";
 
+/// The target triple this crate was compiled for (from Cargo's `TARGET`). A plugin and the host
+/// that loads it must agree on it.
+pub const BUILD_TARGET: &str = env!("ATAMO_BUILD_TARGET");
+
 /// The first eight bytes of every declaration.
 pub const ATAMO_PLUGIN_MAGIC: [u8; 8] = *b"ATAMOPLG";
 /// The ABI's major version: a host loads only plugins of its own major version.

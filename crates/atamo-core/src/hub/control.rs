@@ -676,6 +676,12 @@ impl Control {
     pub fn subscribe(&self) -> TelemetrySubscriber {
         self.shared.bus.subscribe()
     }
+
+    /// Records a step that happened outside the hub's own machinery (a plugin loaded, an
+    /// agent's process restarted, an alert) in the telemetry stream.
+    pub fn record(&self, kind: TelemetryKind) {
+        self.shared.bus.emit(kind);
+    }
 }
 
 fn duplicate(kind: &'static str, name: &impl std::fmt::Display) -> ConfigProblem {

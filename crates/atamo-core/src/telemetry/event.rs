@@ -196,6 +196,45 @@ pub enum TelemetryKind {
         /// The provider.
         provider: ProviderId,
     },
+    /// A native plugin library was loaded (libraries are never unloaded).
+    PluginLoaded {
+        /// The plugin's declared name.
+        plugin: String,
+        /// The plugin's own version.
+        version: String,
+        /// The ABI version it was built against, `major.minor`.
+        abi: String,
+        /// The file loaded.
+        path: String,
+        /// The SHA-256 of the bytes loaded, hex.
+        sha256: String,
+    },
+    /// Loading a native plugin library failed.
+    PluginLoadFailed {
+        /// The file.
+        path: String,
+        /// Why, with the fix.
+        error: String,
+    },
+    /// An agent's process changed state (started, exited, restarting, stopped, offline).
+    AgentProcess {
+        /// The agent.
+        agent: AgentId,
+        /// What happened.
+        change: ProcessChange,
+    },
+    /// An alert was raised or resolved.
+    Alert {
+        /// What it is about, such as `agent_offline`.
+        alert: String,
+        /// The agent concerned, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<AgentId>,
+        /// True when raised, false when resolved.
+        raised: bool,
+        /// A readable explanation.
+        detail: String,
+    },
     /// The hub stopped taking events in and is finishing its work.
     ShutdownStarted {
         /// How long in-flight actions may take.
@@ -206,6 +245,43 @@ pub enum TelemetryKind {
     Stopped {
         /// What happened during the shutdown.
         report: ShutdownReport,
+    },
+}
+
+/// A change in the life of an agent's process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProcessChange {
+    /// The process started and passed its handshake.
+    Started {
+        /// Its process id.
+        pid: u32,
+        /// How many times it has been restarted since it was registered.
+        restarts: u32,
+    },
+    /// The process ended or was killed.
+    Exited {
+        /// Why, as far as the supervisor knows (exit status, failed ping, bad output).
+        reason: String,
+    },
+    /// The supervisor will start the process again after a pause.
+    Restarting {
+        /// The number of the attempt about to be made.
+        attempt: u32,
+        /// The pause before it.
+        #[serde(rename = "after_ms", serialize_with = "super::ser_duration_ms")]
+        after: Duration,
+    },
+    /// The process was stopped on purpose (agent removed, hub stopping).
+    Stopped {
+        /// How it ended: `goodbye`, `sigterm` or `sigkill`.
+        how: String,
+    },
+    /// Restarts failed too often: the agent is offline until registered again.
+    Offline {
+        /// Why.
+        reason: String,
     },
 }
 
@@ -299,6 +375,10 @@ impl TelemetryKind {
             ActionFailed { .. } => "action_failed",
             ActionAbandoned { .. } => "action_abandoned",
             AnswerReady { .. } => "answer_ready",
+            PluginLoaded { .. } => "plugin_loaded",
+            PluginLoadFailed { .. } => "plugin_load_failed",
+            AgentProcess { .. } => "agent_process",
+            Alert { .. } => "alert",
             RequestFinished { .. } => "request_finished",
             RequestExpired { .. } => "request_expired",
             FollowUpFailed { .. } => "follow_up_failed",

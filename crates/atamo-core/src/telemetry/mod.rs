@@ -17,7 +17,9 @@ mod monitor;
 
 pub(crate) use bus::{Bus, Sink};
 pub use bus::{TelemetryBatch, TelemetryRecvError, TelemetrySubscriber};
-pub use event::{AbandonReason, ExpiryReason, SuppressReason, TelemetryEvent, TelemetryKind};
+pub use event::{
+    AbandonReason, ExpiryReason, ProcessChange, SuppressReason, TelemetryEvent, TelemetryKind,
+};
 pub(crate) use monitor::Monitor;
 pub use monitor::MonitorStream;
 
