@@ -21,6 +21,8 @@
 
 mod channel;
 mod log;
+pub mod native;
+pub mod schema;
 
 pub use channel::{ChannelAgent, Delivery};
 pub use log::LogAgent;

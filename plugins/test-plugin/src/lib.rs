@@ -18,6 +18,7 @@
 //! the host ever freed a block this library allocated (or the other way round), the process
 //! would abort.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,11 +70,16 @@ impl PluginAgent for TestAgent {
         })
     }
 
+    fn health(&self) -> Result<Value, String> {
+        Ok(json!({"running": RUNNING.load(Ordering::SeqCst), "label": self.label}))
+    }
+
     async fn call(
         self: Arc<Self>,
         request: CallRequest,
         call: Call,
     ) -> Result<Option<Value>, CallError> {
+        let _running = Running::start();
         let p = &request.payload;
         match request.action_type.as_str() {
             "echo" => Ok(Some(json!({"label": self.label, "payload": p}))),
@@ -127,6 +133,25 @@ impl PluginAgent for TestAgent {
                 "unknown action type `{other}`"
             ))),
         }
+    }
+}
+
+/// Calls running now, across instances; reported by `health`, so tests can see a cancelled
+/// call really stop inside the plugin.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+struct Running;
+
+impl Running {
+    fn start() -> Self {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

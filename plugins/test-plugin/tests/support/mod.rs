@@ -1,0 +1,160 @@
+//! What the plugin tests share: locating the built plugin, a plugins directory, and a hub
+//! whose `do` events (and requests) are routed to one agent by a rule-provider closure.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use atamo_core::agent::Agent;
+use atamo_core::ids::RuleId;
+use atamo_core::rules::{PlannedAction, Proposal, ProviderScope};
+use atamo_core::{ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, Principal};
+use serde_json::{json, Value};
+
+/// Every action type the test plugin understands.
+pub const ACTIONS: &[&str] = &[
+    "echo",
+    "noop",
+    "feed",
+    "sleep",
+    "panic",
+    "panic_in_task",
+    "detached_panic",
+    "bytes",
+    "fail",
+    "http_get",
+    "log",
+    "exit",
+];
+
+/// The directory cargo put this test's binary and the workspace's libraries in.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test binary>
+    exe.parent().unwrap().parent().unwrap().to_owned()
+}
+
+/// The file name of a library on this platform: `libname.so`, `name.dll`, `libname.dylib`.
+pub fn library_file(name: &str) -> String {
+    format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// A library of the workspace as cargo built it: `cargo test` leaves a cdylib in
+/// `target/<profile>/deps`, `cargo build` copies it up to `target/<profile>`; the newer wins.
+pub fn built_library(name: &str) -> PathBuf {
+    let file = library_file(name);
+    let dir = target_dir();
+    [dir.join("deps").join(&file), dir.join(&file)]
+        .into_iter()
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| panic!("{file} is missing: build it with `cargo build --workspace`"))
+}
+
+/// The test plugin as cargo built it.
+pub fn built_test_plugin() -> PathBuf {
+    built_library("atamo_test_plugin")
+}
+
+/// A fresh plugins directory holding a copy of the test plugin, as `libatamo_test_plugin.so`.
+pub fn plugins_dir() -> tempdir::Dir {
+    let dir = tempdir::Dir::new();
+    std::fs::copy(
+        built_test_plugin(),
+        dir.path().join(library_file("atamo_test_plugin")),
+    )
+    .unwrap();
+    dir
+}
+
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    /// A directory under the system temp dir, removed when dropped.
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!(
+                "atamo-plugin-test-{}-{:016x}",
+                std::process::id(),
+                rand()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn rand() -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64,
+        );
+        h.finish()
+    }
+}
+
+/// A hub where every `do` event becomes action `payload.action` with payload `payload.args`
+/// for agent `agent`, which handles every test action type.
+pub fn hub_with(agent: Arc<dyn Agent>) -> Hub {
+    hub_with_spec(AgentSpec::from_arc("agent", agent))
+}
+
+pub fn hub_with_spec(spec: AgentSpec) -> Hub {
+    let mut b = Hub::builder().event_type(EventTypeDef::new("do"));
+    for a in ACTIONS {
+        b = b.action_type(ActionTypeDef::new(*a));
+    }
+    let id = spec.info().id.clone();
+    b.agent(spec.handles(ACTIONS.iter().copied()))
+        .provider(
+            "route",
+            move |event: &Event, _: &Principal, out: &mut Vec<Proposal>| {
+                let p = event.payload();
+                out.push(Proposal::action(
+                    RuleId::from("route"),
+                    PlannedAction::new(
+                        id.clone(),
+                        p["action"].as_str().unwrap_or("noop"),
+                        p["args"].clone(),
+                    ),
+                ));
+            },
+            ProviderScope::AllEvents,
+        )
+        .build()
+        .unwrap()
+}
+
+/// A `do` event asking for `action` with `args`.
+pub fn ask(action: &str, args: Value) -> Event {
+    Event::new(
+        "do",
+        Principal::user("alice"),
+        json!({"action": action, "args": args}),
+    )
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
