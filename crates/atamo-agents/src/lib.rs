@@ -22,6 +22,7 @@
 mod channel;
 mod log;
 pub mod native;
+pub mod registration;
 pub mod schema;
 
 pub use channel::{ChannelAgent, Delivery};

@@ -22,7 +22,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use atamo_plugin_sdk::{export_plugin, Call, CallError, CallRequest, PluginAgent, Value};
+use atamo_plugin_sdk::{
+    export_plugin, Call, CallError, CallRequest, EventIn, PluginAgent, PluginRuleProvider,
+    ProposalOut, Value,
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -189,8 +192,55 @@ async fn http_get(url: &str) -> Result<Option<Value>, CallError> {
     Ok(Some(json!({"status": status, "body": body})))
 }
 
+/// A rule provider: every event with `payload.action` becomes that action, with
+/// `payload.args` as its payload, for the agent named in the config. `payload.action ==
+/// "panic_in_rules"` panics, `"fail_in_rules"` fails the rule.
+pub struct RouteByPayload {
+    agent: String,
+}
+
+/// Its init metadata.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The agent every action goes to.
+    pub agent: String,
+}
+
+impl PluginRuleProvider for RouteByPayload {
+    type Config = RouteConfig;
+    const CONFIG_SCHEMA: &'static str = r#"{"type": "object",
+        "properties": {"agent": {"type": "string"}}, "required": ["agent"],
+        "additionalProperties": false}"#;
+
+    fn new(config: RouteConfig) -> Result<Self, String> {
+        Ok(Self {
+            agent: config.agent,
+        })
+    }
+
+    fn evaluate(&self, event: &EventIn) -> Result<Vec<ProposalOut>, String> {
+        let Some(action) = event.payload["action"].as_str() else {
+            return Ok(Vec::new());
+        };
+        match action {
+            "panic_in_rules" => panic!("boom in rules"),
+            "fail_in_rules" => Err("asked to fail".to_owned()),
+            _ => Ok(vec![ProposalOut {
+                rule: "route-by-payload".to_owned(),
+                agent: self.agent.clone(),
+                action: action.to_owned(),
+                payload: event.payload["args"].clone(),
+                coalesce: None,
+                cache_ttl_ms: None,
+            }]),
+        }
+    }
+}
+
 export_plugin! {
     name: "atamo-test-plugin",
     version: env!("CARGO_PKG_VERSION"),
     agents: { "test" => TestAgent },
+    rule_providers: { "route" => RouteByPayload },
 }

@@ -104,22 +104,12 @@ impl NativePlugin {
 /// println!("{} {}", plugin.info().name, plugin.info().version);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct PluginLoader {
     dir: PathBuf,
     allow_panic_abort: bool,
     pins: HashMap<PathBuf, String>,
     control: Option<Control>,
-}
-
-impl std::fmt::Debug for PluginLoader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginLoader")
-            .field("dir", &self.dir)
-            .field("allow_panic_abort", &self.allow_panic_abort)
-            .field("pins", &self.pins)
-            .finish_non_exhaustive()
-    }
 }
 
 impl PluginLoader {

@@ -268,6 +268,12 @@ pub struct Control {
     pub(crate) shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control").finish_non_exhaustive()
+    }
+}
+
 impl Control {
     fn update<T>(
         &self,

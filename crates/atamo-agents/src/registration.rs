@@ -1,0 +1,178 @@
+//! Registering plugin agents and rule providers from a description: agent id, source (a
+//! native library and kind, or a program to run), init metadata, the action types it handles
+//! and its action template. The same shape arrives as JSON from a configuration file or, later,
+//! the REST service.
+//!
+//! ```json
+//! {"id": "inventory", "handles": ["check", "list"],
+//!  "source": {"native": {"library": "libatamo_example_agent.so", "kind": "inventory"}},
+//!  "config": {"warehouse": "berlin"},
+//!  "action_template": {"required": ["sku"]}}
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use atamo_core::rules::ProviderScope;
+use atamo_core::{AgentSpec, Control, MessageTemplate};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::native::{LoadError, NativeAgent, NativeRuleProvider, PluginLoader};
+
+/// An agent to register.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRegistration {
+    /// The agent's id in the hub.
+    pub id: String,
+    /// Where its code comes from.
+    pub source: AgentSource,
+    /// The init metadata, checked against the kind's schema.
+    #[serde(default = "empty_object")]
+    pub config: Value,
+    /// The action types it handles (registered with the hub already).
+    pub handles: Vec<String>,
+    /// Fields every action for it must carry.
+    #[serde(default)]
+    pub action_template: Option<MessageTemplate>,
+    /// How many of its calls may run at once (default 64).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+}
+
+/// Where an agent's code comes from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentSource {
+    /// A native library in the plugins directory.
+    Native {
+        /// The library file, relative to the plugins directory.
+        library: PathBuf,
+        /// The agent kind it offers.
+        kind: String,
+    },
+}
+
+/// A rule provider to register.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderRegistration {
+    /// The provider's id in the hub.
+    pub id: String,
+    /// The library file, relative to the plugins directory.
+    pub library: PathBuf,
+    /// The rule-provider kind it offers.
+    pub kind: String,
+    /// The init metadata, checked against the kind's schema.
+    #[serde(default = "empty_object")]
+    pub config: Value,
+    /// The event types it is asked about; all when empty.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// Why a registration failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistrationError {
+    /// The plugin could not be loaded or instantiated.
+    #[error("{id}: {error}")]
+    Load {
+        /// The registration's id.
+        id: String,
+        /// Why.
+        error: Box<LoadError>,
+    },
+    /// The hub refused the agent or provider.
+    #[error("{id}: {error}")]
+    Hub {
+        /// The registration's id.
+        id: String,
+        /// Why.
+        error: atamo_core::hub::ConfigError,
+    },
+}
+
+/// Registers plugin agents and rule providers with one hub.
+#[derive(Debug, Clone)]
+pub struct PluginHost {
+    control: Control,
+    loader: PluginLoader,
+}
+
+impl PluginHost {
+    /// A host registering into the hub behind `control`, loading native code with `loader`.
+    /// Every load is recorded in the hub's telemetry.
+    pub fn new(control: Control, loader: PluginLoader) -> Self {
+        let loader = loader.telemetry(control.clone());
+        Self { control, loader }
+    }
+
+    /// Loads, instantiates and registers an agent.
+    pub fn register_agent(&self, registration: AgentRegistration) -> Result<(), RegistrationError> {
+        let AgentRegistration {
+            id,
+            source,
+            config,
+            handles,
+            action_template,
+            concurrency,
+        } = registration;
+        let load = |error| RegistrationError::Load {
+            id: id.clone(),
+            error: Box::new(error),
+        };
+        let agent: Arc<dyn atamo_core::Agent> = match source {
+            AgentSource::Native { library, kind } => {
+                let plugin = self.loader.load(&library).map_err(load)?;
+                Arc::new(NativeAgent::new(plugin, &kind, &config, id.as_str()).map_err(load)?)
+            }
+        };
+        let mut spec = AgentSpec::from_arc(id.as_str(), agent)
+            .handles(handles)
+            .metadata(config);
+        if let Some(template) = action_template {
+            spec = spec.action_template(template);
+        }
+        if let Some(n) = concurrency {
+            spec = spec.concurrency(n);
+        }
+        self.control
+            .register_agent(spec)
+            .map_err(|error| RegistrationError::Hub { id, error })
+    }
+
+    /// Loads, instantiates and registers a rule provider.
+    pub fn register_provider(
+        &self,
+        registration: ProviderRegistration,
+    ) -> Result<(), RegistrationError> {
+        let ProviderRegistration {
+            id,
+            library,
+            kind,
+            config,
+            event_types,
+        } = registration;
+        let load = |error| RegistrationError::Load {
+            id: id.clone(),
+            error: Box::new(error),
+        };
+        let plugin = self.loader.load(&library).map_err(load)?;
+        let provider =
+            NativeRuleProvider::new(plugin, &kind, &config, id.as_str()).map_err(load)?;
+        let scope = if event_types.is_empty() {
+            ProviderScope::AllEvents
+        } else {
+            ProviderScope::EventTypes(event_types.into_iter().map(Into::into).collect())
+        };
+        self.control
+            .register_provider(id.as_str(), provider, scope)
+            .map_err(|error| RegistrationError::Hub { id, error })
+    }
+}
