@@ -318,20 +318,18 @@ pub unsafe extern "C" fn evaluate(
     event: AtamoBytes,
     out: *mut AtamoBuffer,
 ) -> i32 {
-    guarded(|| {
+    if out.is_null() {
+        return ATAMO_ERR_INVALID;
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: per this function's contract.
         let Some(Instance::Provider(provider)) = (unsafe { instance(instance_ptr) }) else {
-            return ATAMO_ERR_UNSUPPORTED;
+            return Err(ATAMO_ERR_UNSUPPORTED);
         };
-        if out.is_null() {
-            return ATAMO_ERR_INVALID;
-        }
         // SAFETY: per this function's contract.
-        let event: EventIn = match serde_json::from_slice(unsafe { slice(event) }) {
-            Ok(event) => event,
-            Err(_) => return ATAMO_ERR_INVALID,
-        };
-        let result = match provider.evaluate(&event) {
+        let event: EventIn = serde_json::from_slice(unsafe { slice(event) })
+            .map_err(|_| ATAMO_ERR_INVALID)?;
+        Ok(match provider.evaluate(&event) {
             Ok(proposals) => EvaluateOut {
                 proposals,
                 error: None,
@@ -340,11 +338,23 @@ pub unsafe extern "C" fn evaluate(
                 proposals: Vec::new(),
                 error: Some(error),
             },
-        };
-        // SAFETY: checked non-null; the host releases the buffer.
-        unsafe { out.write(into_buffer(to_json(&result))) };
-        ATAMO_OK
-    })
+        })
+    }));
+    let (code, result) = match outcome {
+        Ok(Ok(result)) => (ATAMO_OK, result),
+        Ok(Err(code)) => return code,
+        // The panic's message travels in the output, so the host can report it.
+        Err(panic) => (
+            ATAMO_ERR_PANIC,
+            EvaluateOut {
+                proposals: Vec::new(),
+                error: Some(crate::runtime::panic_message(&*panic)),
+            },
+        ),
+    };
+    // SAFETY: checked non-null; the host releases the buffer.
+    unsafe { out.write(into_buffer(to_json(&result))) };
+    code
 }
 
 /// The vtable's `health`.

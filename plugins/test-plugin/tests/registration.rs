@@ -69,7 +69,7 @@ async fn a_native_provider_routes_to_a_native_agent_registered_from_json() {
     // The provider's own failure and its panic are failed rules; the hub goes on.
     for (action, check) in [
         ("fail_in_rules", "asked to fail"),
-        ("panic_in_rules", "panicked"),
+        ("panic_in_rules", "boom in rules"),
     ] {
         h.publish(ask(json!({"action": action}))).await.unwrap();
         loop {

@@ -95,9 +95,13 @@ impl RuleProvider for NativeRuleProvider {
         };
         let raw = PluginBuffer::take(raw);
         if code == ATAMO_ERR_PANIC {
+            let message = serde_json::from_slice::<EvaluateOut>(raw.bytes())
+                .ok()
+                .and_then(|out| out.error)
+                .unwrap_or_else(|| "the plugin panicked in evaluate".to_owned());
             out.push(self.failed(RuleError::ProviderPanicked {
                 provider: self.id.clone(),
-                message: "the plugin panicked in evaluate".to_owned(),
+                message,
             }));
             return;
         }
