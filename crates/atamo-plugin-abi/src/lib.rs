@@ -181,8 +181,9 @@ pub struct AtamoPluginVTable {
         Option<unsafe extern "C" fn(instance: *mut c_void, call_key: u64, credits: u32) -> i32>,
     /// Asks call `call_key` to stop; it still ends with `END_OK` or `END_ERR`.
     pub cancel: Option<unsafe extern "C" fn(instance: *mut c_void, call_key: u64) -> i32>,
-    /// For rule-provider kinds: evaluates `event` (JSON) and writes the proposals (JSON) to
-    /// `*out`, which the host releases. Synchronous.
+    /// For rule-provider kinds: evaluates `event` (JSON) and writes the proposals (JSON,
+    /// `{"proposals": [...], "error": "..."}`) to `*out`, which the host releases. Synchronous.
+    /// On `ATAMO_ERR_PANIC`, `*out` may still hold `{"error": "<panic message>"}`.
     pub evaluate: Option<
         unsafe extern "C" fn(
             instance: *mut c_void,
