@@ -215,16 +215,26 @@ async fn a_deadline_stops_the_call_inside_the_plugin() {
 async fn two_thousand_concurrent_calls_all_complete() {
     let dir = plugins_dir();
     let agent = agent(dir.path());
-    let hub = hub_with(Arc::new(agent.clone()));
+    let hub = support::hub_with_spec(
+        atamo_core::AgentSpec::new("agent", agent.clone()).concurrency(2000),
+    );
     let h = hub.handle();
     let mut ids = Vec::new();
     for i in 0..2000 {
         ids.push(
-            h.request(ask("sleep", json!({"ms": 20, "i": i})))
+            h.request(ask("sleep", json!({"ms": 1500, "i": i})))
                 .await
                 .unwrap(),
         );
     }
+    // All 2,000 are inside the plugin at the same moment.
+    let started = tokio::time::Instant::now();
+    let mut most = 0;
+    while most < 2000 && started.elapsed() < Duration::from_secs(10) {
+        most = most.max(agent.health()["detail"]["running"].as_u64().unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(most, 2000, "calls running at once inside the plugin");
     let waits: Vec<_> = ids
         .iter()
         .map(|r| {
@@ -236,7 +246,7 @@ async fn two_thousand_concurrent_calls_all_complete() {
     for wait in waits {
         let done = wait.await.unwrap().unwrap();
         assert_eq!(done.state, RequestState::Complete);
-        assert_eq!(*done.answers[0].payload, json!({"slept_ms": 20}));
+        assert_eq!(*done.answers[0].payload, json!({"slept_ms": 1500}));
     }
     until_idle(&agent).await;
     hub.shutdown().await;
