@@ -120,6 +120,26 @@ typedef struct AtamoPluginDeclaration {
     const AtamoPluginVTable *vtable;
 } AtamoPluginDeclaration;
 
+/* Exports a symbol from a shared library. */
+#if defined(_WIN32)
+#define ATAMO_EXPORT __declspec(dllexport)
+#else
+#define ATAMO_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* The header of a declaration built against this file. The magic is spelt as characters: it
+ * fills its array exactly and has no terminating NUL. */
+#define ATAMO_PLUGIN_HEADER_INIT                                                        \
+    {                                                                                   \
+        {'A', 'T', 'A', 'M', 'O', 'P', 'L', 'G'}, ATAMO_ABI_MAJOR, ATAMO_ABI_MINOR,     \
+            (uint32_t)sizeof(AtamoPluginDeclaration)                                    \
+    }
+
+/* Defines the exported declaration:
+ *   ATAMO_PLUGIN_DECLARATION = { .header = ATAMO_PLUGIN_HEADER_INIT, .flags = ..., ... }; */
+#define ATAMO_PLUGIN_DECLARATION                                                        \
+    ATAMO_EXPORT const AtamoPluginDeclaration atamo_plugin_declaration
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,10 @@
-//! `atamo`: the Atamo command line. For now it runs benchmarks; the REST service comes next.
+//! `atamo`: the Atamo command line. For now it runs benchmarks and inspects native plugins;
+//! the REST service comes next.
 
 mod bench;
+mod plugin;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -19,9 +23,14 @@ enum Command {
         #[command(subcommand)]
         which: bench::Bench,
     },
+    /// Look at native plugin libraries.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::Plugin,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -30,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Bench { which } => bench::run(which),
+        Command::Bench { which } => bench::run(which).map(|()| ExitCode::SUCCESS),
+        Command::Plugin { command } => plugin::run(command),
     }
 }

@@ -45,10 +45,27 @@ pub enum LoadError {
         /// The hash of the bytes read.
         actual: String,
     },
+    /// The file was loaded before with other bytes; libraries are never unloaded.
+    #[error(
+        "{}: plugin `{plugin}` was loaded with sha256 {loaded}, the file now has {now}; a \
+         loaded library is never replaced: give the new version a new file name, or restart \
+         the hub",
+        .file.display()
+    )]
+    ChangedSinceLoaded {
+        /// The file.
+        file: PathBuf,
+        /// The plugin loaded from it.
+        plugin: String,
+        /// The hash of the bytes loaded then.
+        loaded: String,
+        /// The hash of the bytes now.
+        now: String,
+    },
     /// The library does not export the declaration symbol.
     #[error(
         "{}: not an Atamo plugin: it exports no `{symbol}`; build it with \
-         `atamo_plugin_sdk::export_plugin!` (Rust) or define `ATAMO_PLUGIN_DECLARATION` \
+         `atamo_plugin_sdk::export_plugin!` (Rust) or define it with `ATAMO_PLUGIN_DECLARATION` \
          from atamo_plugin.h (C)",
         .file.display()
     )]
@@ -122,7 +139,8 @@ pub enum LoadError {
     /// The plugin was built for another target.
     #[error(
         "{}: plugin `{plugin}` {version} was built for {plugin_target}, this host runs on \
-         {host_target}; build it with `--target {host_target}`",
+         {host_target}; build it for the host's target (`cargo build --target {host_target}`, \
+         or `-DATAMO_TARGET='\"{host_target}\"'` for a C plugin)",
         .file.display()
     )]
     WrongTarget {

@@ -155,7 +155,10 @@ impl PluginLoader {
     /// Loads `file` (relative to the plugins directory, or absolute inside it), checking it
     /// in order: inside the directory, readable, its pin, a shared library, the declaration
     /// symbol, the magic, the ABI version, the declaration's strings, the target, the panic
-    /// strategy. Loading a file twice gives the same plugin.
+    /// strategy. Loading the same bytes again gives the same plugin (checked again against
+    /// this loader's pin and panic rule); a file whose bytes changed since it was loaded is
+    /// refused, since a library is never unloaded: give the new version a new file name, or
+    /// restart.
     pub fn load(&self, file: impl AsRef<Path>) -> Result<Arc<NativePlugin>, LoadError> {
         let requested = self.dir.join(file.as_ref());
         let result = self.load_inner(&requested);
@@ -202,22 +205,75 @@ impl PluginLoader {
                 dir,
             });
         }
-        if let Some(plugin) = loaded()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&path)
-        {
-            return Ok(plugin.clone());
-        }
+        let bytes = std::fs::read(&path).map_err(|e| cannot_open(e.to_string()))?;
+        let sha256 = hex(&Sha256::digest(&bytes));
         let pin = self
             .pins
             .iter()
             .find(|(pinned, _)| pinned.canonicalize().ok().as_deref() == Some(&path))
             .map(|(_, hash)| hash.clone());
-        let plugin = Arc::new(open(&path, pin.as_deref(), self.allow_panic_abort)?);
+        if let Some(expected) = pin {
+            if expected != sha256 {
+                return Err(LoadError::HashMismatch {
+                    file: requested.to_owned(),
+                    expected,
+                    actual: sha256,
+                });
+            }
+        }
         let mut loaded = loaded().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(plugin) = loaded.get(&path) {
+            // Loaded before (by this or another loader): the same bytes give the same plugin,
+            // checked again against this loader's rules; other bytes need a restart.
+            if plugin.info.sha256 != sha256 {
+                return Err(LoadError::ChangedSinceLoaded {
+                    file: requested.to_owned(),
+                    plugin: plugin.info.name.clone(),
+                    loaded: plugin.info.sha256.clone(),
+                    now: sha256,
+                });
+            }
+            check_panic_strategy(&plugin.info, self.allow_panic_abort)?;
+            return Ok(plugin.clone());
+        }
+        let plugin = Arc::new(open(&path, &bytes, sha256, Checks::load(self.allow_panic_abort))?);
         Ok(loaded.entry(path).or_insert(plugin).clone())
     }
+}
+
+/// Which declaration checks refuse a library.
+#[derive(Clone, Copy)]
+struct Checks {
+    target: bool,
+    panic_abort_allowed: bool,
+}
+
+impl Checks {
+    fn load(panic_abort_allowed: bool) -> Self {
+        Self {
+            target: true,
+            panic_abort_allowed,
+        }
+    }
+
+    /// Inspecting reports the target and panic strategy rather than refusing them.
+    fn inspect() -> Self {
+        Self {
+            target: false,
+            panic_abort_allowed: true,
+        }
+    }
+}
+
+fn check_panic_strategy(info: &PluginInfo, allowed: bool) -> Result<(), LoadError> {
+    if !info.panic_unwind && !allowed {
+        return Err(LoadError::PanicAbort {
+            file: info.path.clone(),
+            plugin: info.name.clone(),
+            version: info.version.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// Every library loaded in this process, by canonical path; never emptied.
@@ -231,54 +287,37 @@ fn loaded() -> &'static Mutex<HashMap<PathBuf, Arc<NativePlugin>>> {
 /// needs that) but nothing in it runs except its static initialisers.
 pub fn inspect(path: impl AsRef<Path>) -> Result<PluginInfo, LoadError> {
     let path = path.as_ref();
-    let path = path.canonicalize().map_err(|e| LoadError::CannotOpen {
+    let cannot_open = |e: std::io::Error| LoadError::CannotOpen {
         file: path.to_owned(),
         reason: e.to_string(),
-    })?;
-    // Panic strategy is reported, not refused, when only inspecting.
-    open(&path, None, true).map(|plugin| plugin.info.clone())
+    };
+    let path = path.canonicalize().map_err(cannot_open)?;
+    let bytes = std::fs::read(&path).map_err(cannot_open)?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    open(&path, &bytes, sha256, Checks::inspect()).map(|plugin| plugin.info.clone())
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Opens and checks one library.
-fn open(
-    path: &Path,
-    pin: Option<&str>,
-    allow_panic_abort: bool,
-) -> Result<NativePlugin, LoadError> {
+/// Opens and checks one library from `bytes`, the contents of `path` just read and hashed.
+///
+/// The library is loaded from a private copy of those bytes, never from `path` itself: what
+/// runs is exactly what was hashed even if the file is replaced meanwhile, and the dynamic
+/// loader cannot hand back an older library it already mapped from the same path.
+fn open(path: &Path, bytes: &[u8], sha256: String, checks: Checks) -> Result<NativePlugin, LoadError> {
     let file = path.to_owned();
-    let bytes = std::fs::read(path).map_err(|e| LoadError::CannotOpen {
+    let copy = private_copy(bytes).map_err(|e| LoadError::CannotOpen {
         file: file.clone(),
-        reason: e.to_string(),
+        reason: format!("cannot make a private copy to load: {e}"),
     })?;
-    let sha256 = hex(&Sha256::digest(&bytes));
-    // With a pin, the library is loaded from a private copy of the bytes just hashed, so what
-    // runs is exactly what was checked even if the file is replaced in between.
-    let library = match pin {
-        Some(expected) if expected != sha256 => {
-            return Err(LoadError::HashMismatch {
-                file,
-                expected: expected.to_owned(),
-                actual: sha256,
-            })
-        }
-        Some(_) => {
-            let copy = private_copy(&bytes).map_err(|e| LoadError::CannotOpen {
-                file: file.clone(),
-                reason: format!("cannot make a private copy to load: {e}"),
-            })?;
-            let library = dlopen(&file, copy.path());
-            drop(copy);
-            library?
-        }
-        None => dlopen(&file, path)?,
-    };
+    let library = dlopen(&file, copy.path());
+    drop(copy);
+    let library = library?;
     let declaration = declaration(&file, &library)?;
     let info = read_info(&file, sha256, declaration)?;
-    if info.target != BUILD_TARGET {
+    if checks.target && info.target != BUILD_TARGET {
         return Err(LoadError::WrongTarget {
             file,
             plugin: info.name,
@@ -287,13 +326,7 @@ fn open(
             host_target: BUILD_TARGET.to_owned(),
         });
     }
-    if !info.panic_unwind && !allow_panic_abort {
-        return Err(LoadError::PanicAbort {
-            file,
-            plugin: info.name,
-            version: info.version,
-        });
-    }
+    check_panic_strategy(&info, checks.panic_abort_allowed)?;
     let bad = |reason: &str| LoadError::BadDeclaration {
         file: file.clone(),
         plugin: info.name.clone(),
@@ -361,7 +394,10 @@ fn dlopen(file: &Path, load_from: &Path) -> Result<libloading::Library, LoadErro
     // declaration is checked.
     unsafe { libloading::Library::new(load_from) }.map_err(|e| LoadError::CannotOpen {
         file: file.to_owned(),
-        reason: e.to_string(),
+        // The system names the private copy it was given; name the user's file instead.
+        reason: e
+            .to_string()
+            .replace(&load_from.display().to_string(), &file.display().to_string()),
     })
 }
 
@@ -412,7 +448,7 @@ fn declaration(
     if (header.size as usize) < std::mem::size_of::<AtamoPluginDeclaration>() {
         return Err(LoadError::BadDeclaration {
             file: file.to_owned(),
-            plugin: String::new(),
+            plugin: "(name not read)".to_owned(),
             reason: format!(
                 "it declares {} bytes, ABI 1.0 needs {}",
                 header.size,
