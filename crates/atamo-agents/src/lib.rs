@@ -22,8 +22,10 @@
 mod channel;
 mod log;
 pub mod native;
+pub mod process;
 pub mod registration;
 pub mod schema;
 
 pub use channel::{ChannelAgent, Delivery};
 pub use log::LogAgent;
+pub use process::{ProcessAgent, ProcessSpec, ProcessSupervisor};

@@ -327,8 +327,8 @@ pub unsafe extern "C" fn evaluate(
             return Err(ATAMO_ERR_UNSUPPORTED);
         };
         // SAFETY: per this function's contract.
-        let event: EventIn = serde_json::from_slice(unsafe { slice(event) })
-            .map_err(|_| ATAMO_ERR_INVALID)?;
+        let event: EventIn =
+            serde_json::from_slice(unsafe { slice(event) }).map_err(|_| ATAMO_ERR_INVALID)?;
         Ok(match provider.evaluate(&event) {
             Ok(proposals) => EvaluateOut {
                 proposals,

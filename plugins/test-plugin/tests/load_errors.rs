@@ -763,13 +763,22 @@ fn a_library_loaded_before_is_checked_again_and_never_silently_replaced() {
         .allow_panic_abort(true)
         .load(&file)
         .unwrap_err();
-    let LoadError::ChangedSinceLoaded { plugin, loaded, now, .. } = &err else {
+    let LoadError::ChangedSinceLoaded {
+        plugin,
+        loaded,
+        now,
+        ..
+    } = &err
+    else {
         panic!("expected ChangedSinceLoaded, got {err}")
     };
     assert_eq!(plugin, "first");
     assert_eq!(loaded, &first.info().sha256);
     assert_ne!(loaded, now);
-    says(&err.to_string(), &[&file, "give the new version a new file name"]);
+    says(
+        &err.to_string(),
+        &[&file, "give the new version a new file name"],
+    );
 
     // `inspect` reads the new file itself, not the library mapped before.
     let info = inspect(dir.path().join(&file)).unwrap();

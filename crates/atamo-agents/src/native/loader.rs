@@ -236,7 +236,12 @@ impl PluginLoader {
             check_panic_strategy(&plugin.info, self.allow_panic_abort)?;
             return Ok(plugin.clone());
         }
-        let plugin = Arc::new(open(&path, &bytes, sha256, Checks::load(self.allow_panic_abort))?);
+        let plugin = Arc::new(open(
+            &path,
+            &bytes,
+            sha256,
+            Checks::load(self.allow_panic_abort),
+        )?);
         Ok(loaded.entry(path).or_insert(plugin).clone())
     }
 }
@@ -306,7 +311,12 @@ fn hex(bytes: &[u8]) -> String {
 /// The library is loaded from a private copy of those bytes, never from `path` itself: what
 /// runs is exactly what was hashed even if the file is replaced meanwhile, and the dynamic
 /// loader cannot hand back an older library it already mapped from the same path.
-fn open(path: &Path, bytes: &[u8], sha256: String, checks: Checks) -> Result<NativePlugin, LoadError> {
+fn open(
+    path: &Path,
+    bytes: &[u8],
+    sha256: String,
+    checks: Checks,
+) -> Result<NativePlugin, LoadError> {
     let file = path.to_owned();
     let copy = private_copy(bytes).map_err(|e| LoadError::CannotOpen {
         file: file.clone(),
@@ -395,9 +405,10 @@ fn dlopen(file: &Path, load_from: &Path) -> Result<libloading::Library, LoadErro
     unsafe { libloading::Library::new(load_from) }.map_err(|e| LoadError::CannotOpen {
         file: file.to_owned(),
         // The system names the private copy it was given; name the user's file instead.
-        reason: e
-            .to_string()
-            .replace(&load_from.display().to_string(), &file.display().to_string()),
+        reason: e.to_string().replace(
+            &load_from.display().to_string(),
+            &file.display().to_string(),
+        ),
     })
 }
 
