@@ -265,11 +265,22 @@ pub unsafe extern "C" fn call(
             Err(_) => return ATAMO_ERR_INVALID,
         };
         let call = Call::new(key, credits, sink.clone());
-        calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, call.clone());
-        crate::runtime::handle().spawn(run_call(agent.clone(), request, call));
+        let handle = crate::runtime::handle();
+        let _context = handle.enter();
+        let mut future = Box::pin(run_call(agent.clone(), request, call.clone()));
+        // First poll here, on the calling thread: a call that finishes without waiting (a
+        // lookup in memory, a validation error) costs no thread hop, and its end reaches the
+        // host before `call` returns. Only a call that has to wait is registered (for
+        // `credit` and `cancel`, which the host cannot send before `call` returns) and handed
+        // to the runtime, whose task polls it again at once with its own waker.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if std::future::Future::poll(future.as_mut(), &mut cx).is_pending() {
+            calls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, call);
+            handle.spawn(future);
+        }
         ATAMO_OK
     })
 }

@@ -16,7 +16,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 
 use crate::call::{Call, Emit, Sink};
 use crate::kinds::{run_call, Made, MakeError, Plugin};
-use crate::protocol::{HostMessage, PluginMessage, PROCESS_PROTOCOL_VERSION};
+use crate::protocol::{CallError, HostMessage, PluginMessage, PROCESS_PROTOCOL_VERSION};
 
 /// The longest line accepted from the host, in bytes.
 pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
@@ -152,8 +152,24 @@ where
             .get(&id)
             .cloned()
     };
+    // After `goodbye`, lines are still read (credits and cancels for the calls finishing) until
+    // the last call ends; new calls are refused as retryable.
     let mut goodbye = false;
-    while let Some(line) = lines.next().await {
+    loop {
+        if goodbye && tasks.is_empty() {
+            break;
+        }
+        let line = tokio::select! {
+            line = lines.next() => line,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let Some(line) = line else {
+            // Stdin closed: the host is gone; nobody will read the answers.
+            for call in calls.lock().unwrap_or_else(|p| p.into_inner()).values() {
+                call.cancel();
+            }
+            break;
+        };
         let line = line.map_err(|e| StdioError(format!("cannot read from the host: {e}")))?;
         if line.trim().is_empty() {
             continue;
@@ -166,6 +182,12 @@ where
             }
         };
         match message {
+            HostMessage::Call { id, .. } if goodbye => {
+                let _ = tx.send(PluginMessage::Error {
+                    id,
+                    error: CallError::retry("the program is stopping"),
+                });
+            }
             HostMessage::Call {
                 id,
                 request,
@@ -191,19 +213,8 @@ where
             HostMessage::Ping { id } => {
                 let _ = tx.send(PluginMessage::Pong { id });
             }
-            HostMessage::Goodbye => {
-                goodbye = true;
-                break;
-            }
+            HostMessage::Goodbye => goodbye = true,
             HostMessage::Hello { .. } => tracing::warn!("ignoring a second hello"),
-        }
-        // Reap finished calls so the set does not grow without bound.
-        while tasks.try_join_next().is_some() {}
-    }
-    if !goodbye {
-        // Stdin closed: the host is gone; nobody will read the answers.
-        for call in calls.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            call.cancel();
         }
     }
     while tasks.join_next().await.is_some() {}

@@ -12,10 +12,9 @@ use atamo_plugin_abi::{
 };
 use atamo_plugin_sdk::protocol::{CallError, CallRequest, Role};
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::error::LoadError;
-use super::host::{Emitted, Instance};
+use super::host::{CallSlot, Emitted, Instance};
 use super::loader::NativePlugin;
 
 /// How long a cancelled call may take to end before the host stops waiting for it.
@@ -107,7 +106,8 @@ impl NativeAgent {
     }
 }
 
-/// Builds what the plugin sees of an action.
+/// Builds what the plugin sees of an action. `encode_request` writes the same JSON directly;
+/// a test checks that they agree.
 pub(crate) fn call_request(action: &Action, ctx: &CallContext) -> CallRequest {
     let meta = action.meta();
     let event = &meta.event;
@@ -129,6 +129,55 @@ pub(crate) fn call_request(action: &Action, ctx: &CallContext) -> CallRequest {
         request_id: ctx.request_id().map(|r| r.to_string()),
         payload: action.payload().clone(),
     }
+}
+
+/// The JSON of [`call_request`], written straight from the action's fields: no owned copy of
+/// each id and name is made on the way (this runs once per native call).
+fn encode_request(action: &Action, ctx: &CallContext) -> serde_json::Result<Vec<u8>> {
+    use serde::ser::{SerializeSeq, SerializeStruct, Serializer};
+
+    /// Serializes a `Display` value as a JSON string without building a `String` first.
+    struct Text<'a, T: std::fmt::Display>(&'a T);
+    impl<T: std::fmt::Display> serde::Serialize for Text<'_, T> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(self.0)
+        }
+    }
+    struct Groups<'a>(&'a [atamo_core::GroupId]);
+    impl serde::Serialize for Groups<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.len()))?;
+            for g in self.0 {
+                seq.serialize_element(g.as_str())?;
+            }
+            seq.end()
+        }
+    }
+    struct Request<'a>(&'a Action, &'a CallContext);
+    impl serde::Serialize for Request<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let meta = self.0.meta();
+            let event = &meta.event;
+            let mut st = s.serialize_struct("CallRequest", 11)?;
+            st.serialize_field("action_id", &Text(&meta.id))?;
+            st.serialize_field("action_type", meta.action_type.as_str())?;
+            st.serialize_field("attempt", &meta.attempt)?;
+            st.serialize_field("event_id", &Text(&event.id))?;
+            st.serialize_field("event_type", event.event_type.as_str())?;
+            st.serialize_field("correlation_id", &Text(&event.correlation_id))?;
+            st.serialize_field("user", event.principal.user.as_str())?;
+            st.serialize_field("groups", &Groups(&event.principal.groups))?;
+            if let Some(tenant) = &event.principal.tenant {
+                st.serialize_field("tenant", tenant.as_str())?;
+            }
+            if let Some(request) = self.1.request_id() {
+                st.serialize_field("request_id", &Text(&request))?;
+            }
+            st.serialize_field("payload", self.0.payload())?;
+            st.end()
+        }
+    }
+    serde_json::to_vec(&Request(action, ctx))
 }
 
 /// Maps a plugin's error onto the hub's.
@@ -190,11 +239,11 @@ impl atamo_core::Agent for NativeAgent {
                     "the plugin does not implement `call`",
                 ));
             };
-            let request = serde_json::to_vec(&call_request(&action, &ctx))
+            let request = encode_request(&action, &ctx)
                 .map_err(|e| AgentError::permanent(format!("cannot encode the action: {e}")))?;
             let key = inner.next_key.fetch_add(1, Ordering::Relaxed);
-            let (tx, mut rx) = mpsc::unbounded_channel::<Emitted>();
-            inner.instance.ctx.calls.insert(key, tx);
+            let slot = Arc::new(CallSlot::default());
+            inner.instance.ctx.calls.insert(key, slot.clone());
             let mut guard = CallGuard {
                 inner: inner.clone(),
                 key,
@@ -227,14 +276,14 @@ impl atamo_core::Agent for NativeAgent {
             let mut cancelled_at: Option<tokio::time::Instant> = None;
             loop {
                 let emitted = if let Some(at) = cancelled_at {
-                    match tokio::time::timeout_at(at + CANCEL_GRACE, rx.recv()).await {
+                    match tokio::time::timeout_at(at + CANCEL_GRACE, slot.recv()).await {
                         Ok(emitted) => emitted,
                         Err(_) => return Err(AgentError::Cancelled),
                     }
                 } else {
                     tokio::select! {
                         biased;
-                        emitted = rx.recv() => emitted,
+                        emitted = slot.recv() => emitted,
                         _ = ctx.cancelled() => {
                             guard.cancel();
                             cancelled_at = Some(tokio::time::Instant::now());
@@ -242,12 +291,7 @@ impl atamo_core::Agent for NativeAgent {
                         }
                     }
                 };
-                let Some(Emitted { kind, payload }) = emitted else {
-                    guard.ended = true;
-                    return Err(AgentError::Crashed {
-                        reason: "the plugin dropped the call without ending it".to_owned(),
-                    });
-                };
+                let Emitted { kind, payload } = emitted;
                 match kind {
                     ATAMO_EMIT_DATA => {
                         let value: Value = serde_json::from_slice(payload.bytes())
@@ -288,5 +332,77 @@ impl atamo_core::Agent for NativeAgent {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use atamo_core::ids::RuleId;
+    use atamo_core::rules::{PlannedAction, Proposal, ProviderScope};
+    use atamo_core::{agent_fn, ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, Principal};
+    use atamo_plugin_sdk::protocol::CallRequest;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn the_direct_encoding_is_the_call_request() {
+        let seen: Arc<Mutex<Vec<(CallRequest, CallRequest)>>> = Arc::default();
+        let agent = {
+            let seen = seen.clone();
+            agent_fn(move |action, ctx| {
+                let direct: CallRequest =
+                    serde_json::from_slice(&super::encode_request(&action, &ctx).unwrap()).unwrap();
+                seen.lock()
+                    .unwrap()
+                    .push((direct, super::call_request(&action, &ctx)));
+                std::future::ready(Ok(atamo_core::Reply::done()))
+            })
+        };
+        let hub = Hub::builder()
+            .event_type(EventTypeDef::new("e"))
+            .action_type(ActionTypeDef::new("a"))
+            .agent(AgentSpec::new("x", agent).handles(["a"]))
+            .provider(
+                "p",
+                |e: &Event, _: &Principal, out: &mut Vec<Proposal>| {
+                    out.push(Proposal::action(
+                        RuleId::from("r"),
+                        PlannedAction::new("x", "a", e.payload().clone()),
+                    ))
+                },
+                ProviderScope::AllEvents,
+            )
+            .build()
+            .unwrap();
+        let h = hub.handle();
+        let who = Principal::user("alice")
+            .in_group("ops")
+            .in_group("vip")
+            .in_tenant("acme");
+        let r = h
+            .request(Event::new(
+                "e",
+                who.clone(),
+                json!({"q": "\"quoted\"", "n": [1, 2]}),
+            ))
+            .await
+            .unwrap();
+        h.wait(r.request_id, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        h.publish(Event::new("e", Principal::user("bob"), json!({})))
+            .await
+            .unwrap();
+        hub.shutdown().await;
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        for (direct, owned) in seen.iter() {
+            assert_eq!(direct, owned);
+        }
+        assert_eq!(seen[0].0.groups, vec!["ops".to_owned(), "vip".to_owned()]);
+        assert!(seen[0].0.request_id.is_some() && seen[1].0.request_id.is_none());
     }
 }

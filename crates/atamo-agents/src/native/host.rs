@@ -10,8 +10,8 @@ use atamo_plugin_abi::{
 };
 use atamo_plugin_sdk::protocol::Role;
 use dashmap::DashMap;
+use futures_util::task::AtomicWaker;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::error::LoadError;
 use super::loader::NativePlugin;
@@ -62,10 +62,55 @@ pub(super) struct Emitted {
     pub(super) payload: PluginBuffer,
 }
 
+/// Where a running call's emissions wait for its future: a queue and one waker. Lighter than
+/// a channel (created per call, it must be cheap), and an end emitted synchronously inside
+/// `call` is simply found in the queue with no wake-up at all.
+#[derive(Default)]
+pub(super) struct CallSlot {
+    queue: std::sync::Mutex<std::collections::VecDeque<Emitted>>,
+    waker: AtomicWaker,
+}
+
+impl CallSlot {
+    fn push(&self, emitted: Emitted) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(emitted);
+        self.waker.wake();
+    }
+
+    fn pop(&self) -> Option<Emitted> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
+    /// The next emission of the call.
+    pub(super) async fn recv(&self) -> Emitted {
+        std::future::poll_fn(|cx| {
+            if let Some(emitted) = self.pop() {
+                return std::task::Poll::Ready(emitted);
+            }
+            self.waker.register(cx.waker());
+            match self.pop() {
+                Some(emitted) => std::task::Poll::Ready(emitted),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+/// Call keys are small sequential integers chosen by the host: a fast non-cryptographic hash
+/// is enough.
+pub(super) type CallMap = DashMap<u64, Arc<CallSlot>, rustc_hash::FxBuildHasher>;
+
 /// The context behind an instance's `AtamoHostApi::host`: where emitted answers go, and whose
 /// logs these are. Never freed (see [`HostCtx::leak`]).
 pub(super) struct HostCtx {
-    pub(super) calls: DashMap<u64, mpsc::UnboundedSender<Emitted>>,
+    pub(super) calls: CallMap,
     pub(super) label: String,
 }
 
@@ -75,7 +120,7 @@ impl HostCtx {
     /// must stay valid. One small allocation per registration.
     pub(super) fn leak(label: String) -> &'static HostCtx {
         Box::leak(Box::new(HostCtx {
-            calls: DashMap::new(),
+            calls: CallMap::default(),
             label,
         }))
     }
@@ -86,14 +131,14 @@ unsafe extern "C" fn host_emit(host: *mut c_void, key: u64, kind: u32, payload: 
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `host` is the leaked `HostCtx` given at init.
         let ctx = unsafe { &*host.cast::<HostCtx>() };
-        let sender = if kind == ATAMO_EMIT_DATA {
+        let slot = if kind == ATAMO_EMIT_DATA {
             ctx.calls.get(&key).map(|s| s.clone())
         } else {
             ctx.calls.remove(&key).map(|(_, s)| s)
         };
-        // No sender: the call was dropped (cancelled); the buffer is released right here.
-        if let Some(sender) = sender {
-            let _ = sender.send(Emitted { kind, payload });
+        // No slot: the call was dropped (cancelled); the buffer is released right here.
+        if let Some(slot) = slot {
+            slot.push(Emitted { kind, payload });
         }
     }));
 }

@@ -4,6 +4,7 @@
 
 mod coalesce;
 mod fire_and_forget;
+mod plugin;
 mod request;
 
 use clap::Subcommand;
@@ -23,6 +24,11 @@ pub enum Bench {
     /// shared, the default) and without (a call each) in the same run: agent calls saved and
     /// requests per second.
     Coalesce(coalesce::Args),
+    /// No-op actions fire-and-forget through a native plugin (the bench plugin, loaded through
+    /// the C ABI) and through a process agent (the same plugin code over JSON lines), against
+    /// an in-process agent in the same run. Build the plugin first:
+    /// `cargo build --release -p atamo-bench-plugin`.
+    Plugin(plugin::Args),
 }
 
 pub fn run(which: Bench) -> anyhow::Result<()> {
@@ -30,6 +36,7 @@ pub fn run(which: Bench) -> anyhow::Result<()> {
         Bench::FireAndForget(args) => fire_and_forget::run(args),
         Bench::Request(args) => request::run(args),
         Bench::Coalesce(args) => coalesce::run(args),
+        Bench::Plugin(args) => plugin::run(args),
     }
 }
 
