@@ -8,7 +8,16 @@
 //!  "source": {"native": {"library": "libatamo_example_agent.so", "kind": "inventory"}},
 //!  "config": {"warehouse": "berlin"},
 //!  "action_template": {"required": ["sku"]}}
+//!
+//! {"id": "words", "handles": ["word_count"],
+//!  "source": {"process": {"program": "python3", "args": ["plugins/python-agent/agent.py"],
+//!                         "ping_interval_ms": 5000, "max_failed_restarts": 5}},
+//!  "config": {"language": "en"}}
 //! ```
+//!
+//! Process agents are kept running by a [`ProcessSupervisor`]: unregistering one through the
+//! host stops it gracefully (goodbye, then SIGTERM, then SIGKILL), and one unregistered from
+//! the hub by other means is stopped too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +28,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::native::{LoadError, NativeAgent, NativeRuleProvider, PluginLoader};
+use crate::process::{DesiredAgent, ProcessSpec, ProcessSupervisor};
 
 /// An agent to register.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -52,6 +62,8 @@ pub enum AgentSource {
         /// The agent kind it offers.
         kind: String,
     },
+    /// A program run and supervised by the hub (its `config` is the registration's).
+    Process(ProcessSpec),
 }
 
 /// A rule provider to register.
@@ -88,6 +100,26 @@ pub enum RegistrationError {
         /// Why.
         error: Box<LoadError>,
     },
+    /// A process agent could not be started.
+    #[error("{id}: {message}")]
+    Process {
+        /// The registration's id.
+        id: String,
+        /// Why.
+        message: String,
+    },
+    /// The registration's `config` and its process source's `config` are both set.
+    #[error("{id}: init metadata is given twice: set `config` on the registration only")]
+    ConfigTwice {
+        /// The registration's id.
+        id: String,
+    },
+    /// Nothing with that id was registered through this host.
+    #[error("{id}: not registered through this host")]
+    NotRegistered {
+        /// The id.
+        id: String,
+    },
     /// The hub refused the agent or provider.
     #[error("{id}: {error}")]
     Hub {
@@ -103,6 +135,8 @@ pub enum RegistrationError {
 pub struct PluginHost {
     control: Control,
     loader: PluginLoader,
+    processes: Arc<ProcessSupervisor>,
+    desired: Arc<tokio::sync::Mutex<Vec<DesiredAgent>>>,
 }
 
 impl PluginHost {
@@ -110,11 +144,19 @@ impl PluginHost {
     /// Every load is recorded in the hub's telemetry.
     pub fn new(control: Control, loader: PluginLoader) -> Self {
         let loader = loader.telemetry(control.clone());
-        Self { control, loader }
+        Self {
+            processes: Arc::new(ProcessSupervisor::new(control.clone())),
+            control,
+            loader,
+            desired: Arc::default(),
+        }
     }
 
-    /// Loads, instantiates and registers an agent.
-    pub fn register_agent(&self, registration: AgentRegistration) -> Result<(), RegistrationError> {
+    /// Loads, instantiates (or starts) and registers an agent.
+    pub async fn register_agent(
+        &self,
+        registration: AgentRegistration,
+    ) -> Result<(), RegistrationError> {
         let AgentRegistration {
             id,
             source,
@@ -132,6 +174,20 @@ impl PluginHost {
                 let plugin = self.loader.load(&library).map_err(load)?;
                 Arc::new(NativeAgent::new(plugin, &kind, &config, id.as_str()).map_err(load)?)
             }
+            AgentSource::Process(mut spec) => {
+                if spec.config != empty_object() {
+                    return Err(RegistrationError::ConfigTwice { id });
+                }
+                spec.config = config;
+                let mut desired = DesiredAgent::new(id.as_str(), spec).handles(handles);
+                if let Some(template) = action_template {
+                    desired = desired.action_template(template);
+                }
+                if let Some(n) = concurrency {
+                    desired = desired.concurrency(n);
+                }
+                return self.start_process(id, desired).await;
+            }
         };
         let mut spec = AgentSpec::from_arc(id.as_str(), agent)
             .handles(handles)
@@ -145,6 +201,49 @@ impl PluginHost {
         self.control
             .register_agent(spec)
             .map_err(|error| RegistrationError::Hub { id, error })
+    }
+
+    async fn start_process(
+        &self,
+        id: String,
+        agent: DesiredAgent,
+    ) -> Result<(), RegistrationError> {
+        let mut desired = self.desired.lock().await;
+        desired.retain(|d| d.id.as_str() != id);
+        desired.push(agent);
+        let report = self.processes.reconcile(desired.clone()).await;
+        if let Some((_, message)) = report.failed.iter().find(|(a, _)| a.as_str() == id) {
+            desired.retain(|d| d.id.as_str() != id);
+            return Err(RegistrationError::Process {
+                id,
+                message: message.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Unregisters an agent registered through this host; a process agent is stopped
+    /// gracefully.
+    pub async fn unregister_agent(&self, id: &str) -> Result<(), RegistrationError> {
+        let mut desired = self.desired.lock().await;
+        if desired.iter().any(|d| d.id.as_str() == id) {
+            desired.retain(|d| d.id.as_str() != id);
+            self.processes.reconcile(desired.clone()).await;
+            return Ok(());
+        }
+        self.control
+            .unregister_agent(&id.into())
+            .map(drop)
+            .map_err(|error| RegistrationError::Hub {
+                id: id.to_owned(),
+                error,
+            })
+    }
+
+    /// Stops every process agent started through this host (call before the hub stops).
+    pub async fn shutdown(&self) {
+        self.desired.lock().await.clear();
+        self.processes.shutdown().await;
     }
 
     /// Loads, instantiates and registers a rule provider.

@@ -41,7 +41,7 @@ async fn a_native_provider_routes_to_a_native_agent_registered_from_json() {
         "concurrency": 8
     }))
     .unwrap();
-    host.register_agent(agent).unwrap();
+    host.register_agent(agent).await.unwrap();
     let provider: ProviderRegistration = serde_json::from_value(json!({
         "id": "router", "library": lib, "kind": "route",
         "config": {"agent": "worker"}, "event_types": ["do"]
@@ -125,7 +125,7 @@ async fn registrations_are_checked_before_anything_runs() {
         "handles": ["echo"], "config": {"label": 7}
     }))
     .unwrap();
-    let err = host.register_agent(reg).unwrap_err();
+    let err = host.register_agent(reg).await.unwrap_err();
     let RegistrationError::Load { error, .. } = &err else {
         panic!("expected a load error, got {err}")
     };
@@ -142,7 +142,7 @@ async fn registrations_are_checked_before_anything_runs() {
         "handles": ["echo", "teleport"]
     }))
     .unwrap();
-    let err = host.register_agent(reg).unwrap_err();
+    let err = host.register_agent(reg).await.unwrap_err();
     assert!(matches!(err, RegistrationError::Hub { .. }), "{err}");
     assert!(err.to_string().contains("teleport"), "{err}");
 
@@ -152,10 +152,93 @@ async fn registrations_are_checked_before_anything_runs() {
         "handles": ["echo"]
     }))
     .unwrap();
-    let err = host.register_agent(reg).unwrap_err();
+    let err = host.register_agent(reg).await.unwrap_err();
     assert!(
         err.to_string().contains("offers no agent kind `route`"),
         "{err}"
     );
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_agent_registered_from_json_runs_and_stops_gracefully() {
+    use atamo_core::telemetry::ProcessChange;
+    let dir = plugins_dir();
+    let mut b = Hub::builder().event_type(EventTypeDef::new("do"));
+    for a in ACTIONS {
+        b = b.action_type(ActionTypeDef::new(*a));
+    }
+    let hub = b.build().unwrap();
+    let mut telemetry = hub.control().subscribe();
+    let host = PluginHost::new(hub.control(), PluginLoader::new(dir.path()));
+    let program = env!("CARGO_BIN_EXE_atamo-test-process-agent");
+
+    // Init metadata belongs on the registration, not twice.
+    let twice: AgentRegistration = serde_json::from_value(json!({
+        "id": "proc", "handles": ["echo"],
+        "source": {"process": {"program": program, "kind": "test", "config": {"label": "a"}}},
+        "config": {"label": "b"}
+    }))
+    .unwrap();
+    let err = host.register_agent(twice).await.unwrap_err();
+    assert!(
+        matches!(err, RegistrationError::ConfigTwice { .. }),
+        "{err}"
+    );
+
+    let reg: AgentRegistration = serde_json::from_value(json!({
+        "id": "proc", "handles": ACTIONS,
+        "source": {"process": {"program": program, "kind": "test", "ping_interval_ms": 200}},
+        "config": {"label": "child"},
+        "action_template": {"required": []}
+    }))
+    .unwrap();
+    host.register_agent(reg).await.unwrap();
+    host.register_provider(
+        serde_json::from_value(json!({
+            "id": "router", "library": library_file("atamo_test_plugin"), "kind": "route",
+            "config": {"agent": "proc"}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let h = hub.handle();
+    let r = h
+        .request(Event::new(
+            "do",
+            Principal::user("alice"),
+            json!({"action": "echo", "args": 5}),
+        ))
+        .await
+        .unwrap();
+    let done = h.wait(r.request_id, WAIT).await.unwrap();
+    assert_eq!(
+        *done.answers[0].payload,
+        json!({"label": "child", "payload": 5})
+    );
+
+    host.unregister_agent("proc").await.unwrap();
+    assert!(hub
+        .control()
+        .agents()
+        .iter()
+        .all(|a| a.id.as_str() != "proc"));
+    loop {
+        let event = tokio::time::timeout(WAIT, telemetry.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let TelemetryKind::AgentProcess {
+            change: ProcessChange::Stopped { how },
+            ..
+        } = &event.kind
+        {
+            assert_eq!(how, "goodbye");
+            break;
+        }
+    }
+    let err = host.unregister_agent("proc").await.unwrap_err();
+    assert!(matches!(err, RegistrationError::Hub { .. }), "{err}");
+    host.shutdown().await;
     hub.shutdown().await;
 }

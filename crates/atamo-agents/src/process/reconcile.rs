@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use atamo_core::hub::ConfigProblem;
 use atamo_core::telemetry::TelemetryRecvError;
-use atamo_core::{ActionType, AgentId, AgentSpec, Control, TelemetryKind};
+use atamo_core::{ActionType, AgentId, AgentSpec, Control, MessageTemplate, TelemetryKind};
 use futures_util::future::join_all;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +30,8 @@ pub struct DesiredAgent {
     pub concurrency: Option<usize>,
     /// How many dispatched actions may wait (the hub's default when `None`).
     pub queue_capacity: Option<usize>,
+    /// Fields every action for it must carry.
+    pub action_template: Option<MessageTemplate>,
 }
 
 impl DesiredAgent {
@@ -41,7 +43,15 @@ impl DesiredAgent {
             handles: Vec::new(),
             concurrency: None,
             queue_capacity: None,
+            action_template: None,
         }
+    }
+
+    /// Sets the fields every action for it must carry.
+    #[must_use]
+    pub fn action_template(mut self, template: MessageTemplate) -> Self {
+        self.action_template = Some(template);
+        self
     }
 
     /// Adds action types it handles.
@@ -78,6 +88,9 @@ impl DesiredAgent {
         }
         if let Some(n) = self.queue_capacity {
             spec = spec.queue_capacity(n);
+        }
+        if let Some(template) = &self.action_template {
+            spec = spec.action_template(template.clone());
         }
         spec
     }
