@@ -63,7 +63,7 @@ pub enum AgentSource {
         kind: String,
     },
     /// A program run and supervised by the hub (its `config` is the registration's).
-    Process(ProcessSpec),
+    Process(Box<ProcessSpec>),
 }
 
 /// A rule provider to register.
@@ -179,7 +179,7 @@ impl PluginHost {
                     return Err(RegistrationError::ConfigTwice { id });
                 }
                 spec.config = config;
-                let mut desired = DesiredAgent::new(id.as_str(), spec).handles(handles);
+                let mut desired = DesiredAgent::new(id.as_str(), *spec).handles(handles);
                 if let Some(template) = action_template {
                     desired = desired.action_template(template);
                 }
