@@ -46,11 +46,16 @@ pub fn serve_stdio(plugin: Plugin) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve_stdio_with(
+    let result = runtime.block_on(serve_stdio_with(
         plugin,
         tokio::io::stdin(),
         tokio::io::stdout(),
-    )) {
+    ));
+    // Everything written has been flushed by now. A read of stdin may still be pending on a
+    // blocking thread (stdin reads cannot be interrupted), and waiting for it would keep the
+    // process alive until the host closes the pipe: leave it behind.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("{err}");
