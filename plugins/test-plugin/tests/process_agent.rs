@@ -1054,3 +1054,35 @@ async fn the_programs_stderr_reaches_the_hubs_log_with_the_agent_id_and_level() 
     garbage.stop().await;
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_running_at_goodbye_still_gets_its_credits_and_finishes() {
+    let hub = hub();
+    let agent = start(&hub, test_program().credits(2)).await;
+    let h = hub.handle();
+    const N: u64 = 100;
+    let r = h.request(ask("feed", json!({"count": N}))).await.unwrap();
+    let mut sub = h.subscribe(r.request_id).unwrap();
+    // Read a few answers, then ask the program to stop while the feed waits for credits.
+    let mut seen = 0u64;
+    while seen < 5 {
+        if let Some(RequestUpdate::Answer(_)) =
+            tokio::time::timeout(WAIT, sub.next()).await.unwrap()
+        {
+            seen += 1;
+        }
+    }
+    let stopping = {
+        let agent = agent.clone();
+        tokio::spawn(async move { agent.stop().await })
+    };
+    while let Some(update) = tokio::time::timeout(WAIT, sub.next()).await.unwrap() {
+        if let RequestUpdate::Answer(_) = update {
+            seen += 1;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    assert_eq!(seen, N + 1, "every answer and the final reply arrived");
+    assert_eq!(stopping.await.unwrap(), StopHow::Goodbye);
+    hub.shutdown().await;
+}
