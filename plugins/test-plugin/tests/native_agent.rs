@@ -191,6 +191,53 @@ async fn cancelling_a_request_cancels_the_call_inside_the_plugin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_call_cancels_it_inside_the_plugin() {
+    // The hub's shutdown grace passes while the call runs: the hub drops the call's future,
+    // and its guard cancels the call in the plugin.
+    let dir = plugins_dir();
+    let agent = agent(dir.path());
+    let mut b = atamo_core::Hub::builder()
+        .event_type(atamo_core::EventTypeDef::new("do"))
+        .shutdown_grace(Duration::from_millis(100));
+    for a in support::ACTIONS {
+        b = b.action_type(atamo_core::ActionTypeDef::new(*a));
+    }
+    let hub = b
+        .agent(
+            atamo_core::AgentSpec::new("agent", agent.clone())
+                .handles(support::ACTIONS.iter().copied()),
+        )
+        .provider(
+            "route",
+            |event: &atamo_core::Event,
+             _: &atamo_core::Principal,
+             out: &mut Vec<atamo_core::rules::Proposal>| {
+                out.push(atamo_core::rules::Proposal::action(
+                    atamo_core::RuleId::from("r"),
+                    atamo_core::rules::PlannedAction::new(
+                        "agent",
+                        "sleep",
+                        event.payload()["args"].clone(),
+                    ),
+                ))
+            },
+            atamo_core::rules::ProviderScope::AllEvents,
+        )
+        .build()
+        .unwrap();
+    hub.handle()
+        .publish(ask("sleep", json!({"ms": 60_000})))
+        .await
+        .unwrap();
+    while agent.health()["detail"]["running"] == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = hub.shutdown().await;
+    assert_eq!(report.actions_abandoned, 1);
+    until_idle(&agent).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_stops_the_call_inside_the_plugin() {
     let dir = plugins_dir();
     let agent = agent(dir.path());
