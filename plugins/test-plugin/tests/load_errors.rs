@@ -13,7 +13,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use atamo_agents::native::{inspect, LoadError, NativeAgent, NativeRuleProvider, PluginLoader};
@@ -602,41 +602,6 @@ async fn every_load_and_every_failed_load_is_recorded_in_telemetry() {
     hub.shutdown().await;
 }
 
-/// Collects the host's `atamo::plugin` log lines, from every thread.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Lines {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() == "atamo::plugin" {
-            struct Fields(String);
-            impl tracing::field::Visit for Fields {
-                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                    self.0 += &format!("{}={:?} ", f.name(), v);
-                }
-            }
-            let mut fields = Fields(String::new());
-            event.record(&mut fields);
-            self.0.lock().unwrap().push(fields.0);
-        }
-    }
-}
-
-fn log_lines() -> Lines {
-    use tracing_subscriber::layer::SubscriberExt;
-    static LINES: OnceLock<Lines> = OnceLock::new();
-    LINES
-        .get_or_init(|| {
-            let lines = Lines::default();
-            tracing::subscriber::set_global_default(
-                tracing_subscriber::registry().with(lines.clone()),
-            )
-            .unwrap();
-            lines
-        })
-        .clone()
-}
-
 /// The payload size (in bytes) of `ask("echo", json!({"text": text}))`'s action.
 fn text_payload_len(text: &str) -> usize {
     serde_json::to_vec(&json!({"text": text})).unwrap().len()
@@ -644,7 +609,7 @@ fn text_payload_len(text: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_c_agent_answers_requests_in_a_hub() {
-    let lines = log_lines();
+    let lines = support::log_lines();
     let dir = Dir::new();
     let file = c_agent(dir.path());
     let plugin = PluginLoader::new(dir.path()).load(&file).unwrap();

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use atamo_agents::native::{LoadError, NativeAgent, PluginLoader};
@@ -362,41 +362,9 @@ async fn the_plugin_does_real_io_on_its_own_runtime() {
     hub.shutdown().await;
 }
 
-/// Collects the hub's `atamo::plugin` log lines.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Lines {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() == "atamo::plugin" {
-            struct V(String);
-            impl tracing::field::Visit for V {
-                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                    self.0 += &format!("{}={:?} ", f.name(), v);
-                }
-            }
-            let mut v = V(String::new());
-            event.record(&mut v);
-            self.0.lock().unwrap().push(v.0);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plugins_logs_reach_the_hosts_log_and_loads_reach_telemetry() {
-    use tracing_subscriber::layer::SubscriberExt;
-    // Global, not per thread: the plugin logs from its own runtime's threads.
-    static LINES: std::sync::OnceLock<Lines> = std::sync::OnceLock::new();
-    let lines = LINES
-        .get_or_init(|| {
-            let lines = Lines::default();
-            tracing::subscriber::set_global_default(
-                tracing_subscriber::registry().with(lines.clone()),
-            )
-            .unwrap();
-            lines
-        })
-        .clone();
+    let lines = support::log_lines();
 
     let dir = plugins_dir();
     let hub = hub_with(Arc::new(atamo_agents::LogAgent));

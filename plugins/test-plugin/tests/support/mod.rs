@@ -158,3 +158,39 @@ pub fn ask(action: &str, args: Value) -> Event {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Collects the host's `atamo::plugin` log lines, from every thread.
+#[derive(Clone, Default)]
+pub struct Lines(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Lines {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "atamo::plugin" {
+            struct Fields(String);
+            impl tracing::field::Visit for Fields {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    self.0 += &format!("{}={:?} ", f.name(), v);
+                }
+            }
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+    }
+}
+
+/// The process-wide collector (global, not per thread: plugins log from their own threads).
+pub fn log_lines() -> Lines {
+    use tracing_subscriber::layer::SubscriberExt;
+    static LINES: std::sync::OnceLock<Lines> = std::sync::OnceLock::new();
+    LINES
+        .get_or_init(|| {
+            let lines = Lines::default();
+            tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(lines.clone()),
+            )
+            .unwrap();
+            lines
+        })
+        .clone()
+}
