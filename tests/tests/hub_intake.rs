@@ -267,7 +267,10 @@ async fn publish_monitored_streams_the_events_steps_until_its_actions_end() {
     assert!(steps.iter().all(|s| s.event_id() == Some(receipt.event_id)));
     let mut ends: Vec<_> = steps[5..].iter().map(|s| s.name()).collect();
     ends.sort();
-    assert_eq!(ends, ["action_failed", "action_succeeded"]);
+    assert_eq!(
+        ends,
+        ["action_dead_lettered", "action_failed", "action_succeeded"]
+    );
     let failure = steps
         .iter()
         .find_map(|s| match &s.kind {

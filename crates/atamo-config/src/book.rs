@@ -119,6 +119,8 @@ impl CompiledRule {
                     action_type: self.rule.action.clone(),
                     payload,
                     sharing: self.rule.sharing,
+                    retry: self.rule.retry,
+                    fallback: self.rule.fallback.clone(),
                 },
             ),
             Err(missing) => Proposal::failed(

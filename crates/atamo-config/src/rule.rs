@@ -3,6 +3,7 @@
 use atamo_core::ids::{ActionType, AgentId, EventType, GroupId, RuleId, TenantId, UserId};
 use std::time::Duration;
 
+use atamo_core::failure::RetryPolicy;
 use atamo_core::message::Principal;
 use atamo_core::rules::{ShareScope, Sharing};
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,11 @@ pub struct Rule {
     /// how long a result may be reused (JSON: `"coalesce": "off" | "user" | "tenant" |
     /// "global"`, default `user`; `"cache_ttl_ms"`, default none).
     pub sharing: Sharing,
+    /// How its actions are tried again when they fail (JSON `"retry": {"max_attempts": 5,
+    /// "initial_backoff_ms": 100, ...}`); overrides the action type's and the agent's policy.
+    pub retry: Option<RetryPolicy>,
+    /// Where its actions go while the agent is unavailable (JSON `"fallback": "agent-id"`).
+    pub fallback: Option<AgentId>,
 }
 
 impl Rule {
@@ -73,7 +79,23 @@ impl Rule {
             action: action.into(),
             template,
             sharing: Sharing::default(),
+            retry: None,
+            fallback: None,
         }
+    }
+
+    /// The same rule with its own retry policy.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The same rule with a fallback agent for when its agent is unavailable.
+    #[must_use]
+    pub fn fallback(mut self, agent: impl Into<AgentId>) -> Self {
+        self.fallback = Some(agent.into());
+        self
     }
 
     /// The same rule with another sharing policy for requests.
@@ -136,6 +158,10 @@ struct RuleRepr {
     coalesce: ShareScope,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cache_ttl_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry: Option<RetryPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fallback: Option<AgentId>,
 }
 
 fn is_default_scope(scope: &ShareScope) -> bool {
@@ -185,6 +211,8 @@ impl TryFrom<RuleRepr> for Rule {
                 scope: repr.coalesce,
                 result_ttl: repr.cache_ttl_ms.map(Duration::from_millis),
             },
+            retry: repr.retry,
+            fallback: repr.fallback,
         })
     }
 }
@@ -212,6 +240,8 @@ impl From<Rule> for RuleRepr {
                 .sharing
                 .result_ttl
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            retry: rule.retry,
+            fallback: rule.fallback,
         }
     }
 }

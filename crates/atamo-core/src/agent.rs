@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::failure::{BreakerPolicy, RetryPolicy};
 use crate::hub::{HubHandle, PublishError, Receipt};
 use crate::ids::{ActionType, AgentId, RequestId};
 use crate::message::{Action, ActionMeta, Event, MessageTemplate, Origin};
@@ -252,6 +253,24 @@ pub struct AgentInfo {
     pub concurrency: usize,
     /// How many dispatched actions may wait for it.
     pub queue_capacity: usize,
+    /// How failed calls are tried again (unless the action type or the rule says otherwise).
+    pub retry: RetryPolicy,
+    /// The longest a call may take; it then fails as `Timeout` (retryable).
+    #[serde(
+        rename = "call_timeout_ms",
+        serialize_with = "crate::telemetry::ser_opt_duration_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub call_timeout: Option<Duration>,
+    /// The circuit breaker guarding it, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerPolicy>,
+    /// Who to tell when it fails (an e-mail address, a team, a user id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Its version, as its registration says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// How to register an agent: its id, the agent itself, and what it handles.
@@ -293,6 +312,11 @@ impl AgentSpec {
                 action_template: MessageTemplate::any(),
                 concurrency: DEFAULT_AGENT_CONCURRENCY,
                 queue_capacity: DEFAULT_AGENT_QUEUE,
+                retry: RetryPolicy::none(),
+                call_timeout: None,
+                breaker: None,
+                owner: None,
+                version: None,
             },
             agent,
         }
@@ -330,6 +354,38 @@ impl AgentSpec {
     /// turn does `publish`: backpressure rather than unbounded memory.
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.info.queue_capacity = n;
+        self
+    }
+
+    /// How failed calls are tried again (default: not at all, since re-sending is only safe
+    /// for an agent that treats the action id as an idempotency key). An action type's or a
+    /// rule's policy overrides it.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.info.retry = policy;
+        self
+    }
+
+    /// The longest a call may take before it fails as `Timeout` (default: no limit).
+    pub fn call_timeout(mut self, limit: Duration) -> Self {
+        self.info.call_timeout = Some(limit);
+        self
+    }
+
+    /// Guards the agent with a circuit breaker (default: none).
+    pub fn breaker(mut self, policy: BreakerPolicy) -> Self {
+        self.info.breaker = Some(policy);
+        self
+    }
+
+    /// Who to tell about the agent's failures and status changes.
+    pub fn owner(mut self, contact: impl Into<String>) -> Self {
+        self.info.owner = Some(contact.into());
+        self
+    }
+
+    /// The agent's version.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.info.version = Some(version.into());
         self
     }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::failure::RetryPolicy;
 use crate::ids::{ActionType, AgentId, EventType, ProviderId, RuleId};
 use crate::message::{Event, FieldPath, Principal};
 
@@ -82,6 +83,13 @@ pub struct PlannedAction {
     pub payload: Arc<Value>,
     /// Whether identical requests may share one call of the agent.
     pub sharing: Sharing,
+    /// How the action is tried again when it fails (overrides the action type's and the
+    /// agent's policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Where the action goes while its agent's circuit is open or the agent is offline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<AgentId>,
 }
 
 /// Who may share one agent call when identical requests (same agent, action type and payload)
@@ -126,7 +134,24 @@ impl PlannedAction {
             action_type: action_type.into(),
             payload: Arc::new(payload),
             sharing: Sharing::default(),
+            retry: None,
+            fallback: None,
         }
+    }
+
+    /// Sets how the action is tried again when it fails.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Names the agent the action goes to while its own agent is unavailable (circuit open
+    /// or offline). The fallback must handle the same action type.
+    #[must_use]
+    pub fn fallback(mut self, agent: impl Into<AgentId>) -> Self {
+        self.fallback = Some(agent.into());
+        self
     }
 
     /// Sets how the action may be shared between identical requests.

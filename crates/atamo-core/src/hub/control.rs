@@ -90,6 +90,10 @@ pub struct ActionTypeDef {
     /// What it means, for people.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// How failed actions of this type are tried again, whatever agent handles them (a rule's
+    /// policy still wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<crate::failure::RetryPolicy>,
 }
 
 impl ActionTypeDef {
@@ -98,6 +102,7 @@ impl ActionTypeDef {
         Self {
             name: name.into(),
             description: String::new(),
+            retry: None,
         }
     }
 
@@ -105,6 +110,13 @@ impl ActionTypeDef {
     #[must_use]
     pub fn described(mut self, description: impl Into<String>) -> Self {
         self.description = description.into();
+        self
+    }
+
+    /// Sets how failed actions of this type are tried again.
+    #[must_use]
+    pub fn retry(mut self, policy: crate::failure::RetryPolicy) -> Self {
+        self.retry = Some(policy);
         self
     }
 }
@@ -681,6 +693,68 @@ impl Control {
     /// Subscribes to all telemetry from now on.
     pub fn subscribe(&self) -> TelemetrySubscriber {
         self.shared.bus.subscribe()
+    }
+
+    /// The actions that failed for good, oldest first.
+    pub fn dead_letters(&self) -> Vec<crate::failure::DeadLetter> {
+        self.shared.dead_letters.list()
+    }
+
+    /// One dead letter, by its action's id.
+    pub fn dead_letter(&self, action: crate::ids::ActionId) -> Option<crate::failure::DeadLetter> {
+        self.shared.dead_letters.get(action)
+    }
+
+    /// Sends a dead letter to its agent again, as attempt 1 of the same action (same id), and
+    /// removes it from the store. Its request, if it had one, has ended long ago: answers go
+    /// nowhere, the outcome shows in telemetry. Waits while the agent's queue is full.
+    pub async fn redrive(
+        &self,
+        action: crate::ids::ActionId,
+    ) -> Result<(), crate::failure::RedriveError> {
+        use crate::failure::RedriveError;
+        if !self.shared.accepting.load(Ordering::Acquire) {
+            return Err(RedriveError::ShuttingDown);
+        }
+        let letter = self
+            .shared
+            .dead_letters
+            .take(action)
+            .ok_or(RedriveError::NotFound(action))?;
+        let agent = letter.action.agent().clone();
+        let Some(entry) = self.shared.routing.load().agents.get(&agent).cloned() else {
+            self.shared.dead_letters.put_back(letter);
+            return Err(RedriveError::AgentGone(agent));
+        };
+        let mut meta = (*letter.action.meta).clone();
+        meta.attempt = 1;
+        let action = crate::message::Action {
+            meta: Arc::new(meta),
+            payload: letter.action.payload.clone(),
+        };
+        self.shared.bus.emit(TelemetryKind::ActionRedriven {
+            action: action.meta.clone(),
+        });
+        let dispatch = super::worker::Dispatch {
+            action,
+            monitor: None,
+            request: None,
+            sharing: Default::default(),
+            retry: None,
+            fallback: None,
+            first_attempt: None,
+        };
+        if let Err(returned) = entry.tx.send(dispatch).await {
+            let d = returned.0;
+            self.shared
+                .dead_letters
+                .put_back(crate::failure::DeadLetter {
+                    action: d.action,
+                    ..letter
+                });
+            return Err(RedriveError::AgentGone(agent));
+        }
+        Ok(())
     }
 
     /// Records a step that happened outside the hub's own machinery (a plugin loaded, an

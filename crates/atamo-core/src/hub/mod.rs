@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) event_providers: Mutex<Vec<Arc<str>>>,
     /// Every request store (the in-process one and each provider's).
     pub(crate) stores: Mutex<Vec<std::sync::Weak<RequestStore>>>,
+    /// Actions that failed for good.
+    pub(crate) dead_letters: crate::failure::DeadLetters,
 }
 
 impl Shared {
@@ -271,6 +273,7 @@ pub struct HubBuilder {
     action_types: Vec<ActionTypeDef>,
     agents: Vec<AgentSpec>,
     providers: Vec<(ProviderId, Arc<dyn RuleProvider>, ProviderScope)>,
+    dead_letters: usize,
 }
 
 impl Default for HubBuilder {
@@ -289,6 +292,7 @@ impl Default for HubBuilder {
             action_types: Vec::new(),
             agents: Vec::new(),
             providers: Vec::new(),
+            dead_letters: 10_000,
         }
     }
 }
@@ -305,6 +309,12 @@ impl HubBuilder {
     /// (default 1024; a batch holds the steps of up to a few hundred messages).
     pub fn telemetry_capacity(mut self, n: usize) -> Self {
         self.telemetry_capacity = n;
+        self
+    }
+
+    /// How many dead letters are kept (default 10,000); beyond it the oldest are dropped.
+    pub fn dead_letter_capacity(mut self, n: usize) -> Self {
+        self.dead_letters = n;
         self
     }
 
@@ -419,12 +429,23 @@ impl HubBuilder {
             abort: CancellationToken::new(),
             runtime: runtime.clone(),
             workers: Mutex::new(Vec::new()),
+            dead_letters: crate::failure::DeadLetters::new(self.dead_letters),
         });
         let control = Control {
             shared: shared.clone(),
         };
-        let results = self
-            .event_types
+        // The hub's own event types, so that rules can route failures and status changes.
+        let mut event_types = self.event_types;
+        for builtin in [
+            crate::failure::EXHAUSTED_EVENT,
+            crate::failure::STATUS_CHANGED_EVENT,
+        ] {
+            if !event_types.iter().any(|d| d.name.as_str() == builtin) {
+                event_types
+                    .push(EventTypeDef::new(builtin).described("published by the hub itself"));
+            }
+        }
+        let results = event_types
             .into_iter()
             .map(|d| control.register_event_type(d))
             .chain(

@@ -125,6 +125,13 @@ impl Router {
                     let id = ActionId::generate();
                     action_id = Some(id);
                     let sharing = plan.sharing;
+                    let retry = plan.retry.or_else(|| {
+                        routing
+                            .action_types
+                            .get(&plan.action_type)
+                            .and_then(|t| t.retry)
+                    });
+                    let fallback = plan.fallback;
                     let action = Action::new(
                         ActionMeta {
                             id,
@@ -154,6 +161,9 @@ impl Router {
                             monitor: monitor.cloned(),
                             request: request.clone(),
                             sharing,
+                            retry,
+                            fallback,
+                            first_attempt: None,
                         },
                     ));
                 }

@@ -30,6 +30,7 @@ pub(crate) struct AgentStats {
     pub(crate) in_flight: AtomicUsize,
     pub(crate) succeeded: AtomicU64,
     pub(crate) failed: AtomicU64,
+    pub(crate) retried: AtomicU64,
 }
 
 pub(crate) struct ProviderEntry {

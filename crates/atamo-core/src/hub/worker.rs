@@ -23,11 +23,15 @@ use tokio_util::sync::CancellationToken;
 use super::routing::{panic_message, AgentStats};
 use super::HubHandle;
 use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, Reply};
+use crate::failure::{RetryPolicy, EXHAUSTED_EVENT, RETRIES_EXHAUSTED_ALERT, STATUS_CHANGED_EVENT};
+use crate::ids::AgentId;
 use crate::ids::{ActionId, ActionType, TenantId, UserId};
 use crate::message::Action;
+use crate::message::{Event, Origin};
 use crate::request::{CallGroup, RequestEntry, RequestSink, RequestState};
 use crate::rules::{ShareScope, Sharing};
 use crate::telemetry::{AbandonReason, Monitor, Sink, TelemetryKind};
+use tokio_util::time::DelayQueue;
 
 const BATCH: usize = 256;
 
@@ -37,6 +41,32 @@ pub(crate) struct Dispatch {
     pub(crate) monitor: Option<Monitor>,
     pub(crate) request: Option<Arc<RequestEntry>>,
     pub(crate) sharing: Sharing,
+    /// The rule's or the action type's retry policy; the agent's applies when `None`.
+    pub(crate) retry: Option<RetryPolicy>,
+    /// Where the action may go while the agent is unavailable.
+    #[allow(dead_code)] // read by the circuit breaker
+    pub(crate) fallback: Option<AgentId>,
+    /// When the first attempt started (for the policy's time limit).
+    pub(crate) first_attempt: Option<Instant>,
+}
+
+impl Dispatch {
+    /// The same dispatch for the next attempt: the same action id, `attempt` one higher.
+    fn next_attempt(mut self) -> Self {
+        let mut meta = (*self.action.meta).clone();
+        meta.attempt += 1;
+        self.action = Action {
+            meta: Arc::new(meta),
+            payload: self.action.payload.clone(),
+        };
+        self
+    }
+}
+
+/// A failed call waiting for its next attempt.
+struct Retry {
+    dispatch: Dispatch,
+    group: Option<GroupRef>,
 }
 
 /// What a worker did after shutdown began.
@@ -58,6 +88,11 @@ pub(crate) struct Worker {
     waiting: HashMap<u64, Vec<Dispatch>>,
     /// Answers of recent successful shareable calls, for rules with a result TTL.
     recent: HashMap<u64, (Identity, Recent)>,
+    /// When each failed call waiting for its next attempt is due, by key into `waiting_retry`.
+    retries: DelayQueue<u64>,
+    /// Failed calls waiting for their next attempt (kept here so shutdown can list them).
+    waiting_retry: HashMap<u64, Retry>,
+    next_retry: u64,
 }
 
 /// A recent call's answers, reusable until `until`.
@@ -129,6 +164,9 @@ impl Worker {
             calls: HashMap::new(),
             waiting: HashMap::new(),
             recent: HashMap::new(),
+            retries: DelayQueue::new(),
+            waiting_retry: HashMap::new(),
+            next_retry: 0,
         }
     }
 
@@ -141,7 +179,7 @@ impl Worker {
         let mut report = WorkerReport::default();
         let concurrency = self.info.concurrency.max(1);
         loop {
-            if closed && inflight.is_empty() {
+            if closed && inflight.is_empty() && self.retries.is_empty() {
                 break;
             }
             let room = concurrency.saturating_sub(inflight.len()).min(BATCH);
@@ -161,6 +199,12 @@ impl Worker {
                         self.finish(done, &mut sink);
                     }
                 }
+                Some(retry) = self.retries.next(), if !self.retries.is_empty() && room > 0 => {
+                    sink.begin();
+                    if let Some(Retry { dispatch, group }) = self.waiting_retry.remove(&retry.into_inner()) {
+                        self.attempt(dispatch, group, &mut inflight, &mut sink);
+                    }
+                }
                 n = rx.recv_many(&mut buf, room), if room > 0 && !closed => {
                     if n == 0 {
                         closed = true;
@@ -171,7 +215,7 @@ impl Worker {
                         }
                     }
                 }
-                _ = shared.intake_done.cancelled(), if rx.is_empty() && inflight.is_empty() => break,
+                _ = shared.intake_done.cancelled(), if rx.is_empty() && inflight.is_empty() && self.retries.is_empty() => break,
             }
             sink.flush();
         }
@@ -252,6 +296,25 @@ impl Worker {
                 (d, Some(GroupRef { group, key }))
             }
         };
+        self.attempt(d, group, inflight, sink);
+    }
+
+    /// Calls the agent for one attempt of `d`, with the request's call group if it has one.
+    fn attempt(
+        &mut self,
+        mut d: Dispatch,
+        group: Option<GroupRef>,
+        inflight: &mut FuturesUnordered<InFlight>,
+        sink: &mut Sink,
+    ) {
+        if let Some(g) = &group {
+            // The request went away while the call waited for a retry.
+            if g.group.cancel.is_cancelled() {
+                self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+                self.finish((d, Duration::ZERO, Err(AgentError::Cancelled), group), sink);
+                return;
+            }
+        }
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         let ctx = CallContext {
             agent: self.info.clone(),
@@ -271,6 +334,7 @@ impl Worker {
                 }),
         };
         let started = Instant::now();
+        d.first_attempt.get_or_insert(started);
         let call =
             std::panic::catch_unwind(AssertUnwindSafe(|| self.agent.call(d.action.clone(), ctx)));
         let fut = match call {
@@ -282,6 +346,15 @@ impl Worker {
                 self.finish((d, started.elapsed(), Err(err), group), sink);
                 return;
             }
+        };
+        let fut = match self.info.call_timeout {
+            None => fut,
+            Some(limit) => Box::pin(async move {
+                match tokio::time::timeout(limit, fut).await {
+                    Ok(result) => result,
+                    Err(_) => Err(AgentError::Timeout { after: limit }),
+                }
+            }),
         };
         let mut call = InFlight {
             fut: AssertUnwindSafe(fut).catch_unwind(),
@@ -295,8 +368,70 @@ impl Worker {
         }
     }
 
+    /// The pause before the next attempt of `d`, if `error` may be retried under its policy.
+    fn retry_delay(
+        &self,
+        d: &Dispatch,
+        error: &AgentError,
+        group: Option<&GroupRef>,
+    ) -> Option<Duration> {
+        if !error.is_retryable() || self.hub.shared.abort.is_cancelled() {
+            return None;
+        }
+        if group.is_some_and(|g| g.group.cancel.is_cancelled()) {
+            return None;
+        }
+        let policy = d.retry.as_ref().unwrap_or(&self.info.retry);
+        let attempt = d.action.meta.attempt;
+        if attempt >= policy.max_attempts {
+            return None;
+        }
+        let mut delay = policy.delay_before(attempt + 1);
+        if let AgentError::Retry {
+            after: Some(hint), ..
+        } = error
+        {
+            // The other side said when: never sooner than that.
+            delay = delay.max(*hint);
+        }
+        if let (Some(limit), Some(first)) = (policy.max_elapsed, d.first_attempt) {
+            if first.elapsed() + delay > limit {
+                return None;
+            }
+        }
+        Some(delay)
+    }
+
     fn finish(&mut self, (d, elapsed, result, group): Done, sink: &mut Sink) {
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Err(error) = &result {
+            if let Some(after) = self.retry_delay(&d, error, group.as_ref()) {
+                let next_attempt = d.action.meta.attempt + 1;
+                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                sink.emit(
+                    TelemetryKind::ActionRetrying {
+                        action: d.action.meta.clone(),
+                        error: error.clone(),
+                        next_attempt,
+                        after,
+                    },
+                    d.monitor.as_ref(),
+                );
+                // The request's call group stays open across attempts: its members (and any
+                // identical request joining meanwhile) get the outcome of the last attempt.
+                let key = self.next_retry;
+                self.next_retry += 1;
+                self.waiting_retry.insert(
+                    key,
+                    Retry {
+                        dispatch: d.next_attempt(),
+                        group,
+                    },
+                );
+                self.retries.insert(key, after);
+                return;
+            }
+        }
         let mut followers = Vec::new();
         if let Some(GroupRef { group, key }) = group {
             // Every member request, the leader's first, gets the call's end.
@@ -323,6 +458,11 @@ impl Worker {
                 }
             }
         }
+        if let Err(error) = &result {
+            if !matches!(error, AgentError::Cancelled) {
+                self.dead_letter(&d, error, sink);
+            }
+        }
         for f in std::iter::once(d).chain(followers) {
             let action = f.action.meta;
             let kind = match &result {
@@ -342,6 +482,68 @@ impl Worker {
             };
             sink.emit(kind, f.monitor.as_ref());
         }
+    }
+
+    /// An action failed for good: keep it as a dead letter, raise the alert, and publish the
+    /// `atamo.action.exhausted` event for the same user and correlation id (unless the action
+    /// was itself handling such an event, so that failures never feed on themselves).
+    fn dead_letter(&self, d: &Dispatch, error: &AgentError, sink: &mut Sink) {
+        let meta = &d.action.meta;
+        let attempts = meta.attempt;
+        self.hub
+            .shared
+            .dead_letters
+            .push(d.action.clone(), error.clone(), attempts);
+        sink.emit(
+            TelemetryKind::ActionDeadLettered {
+                action: meta.clone(),
+                error: error.clone(),
+                attempts,
+            },
+            d.monitor.as_ref(),
+        );
+        sink.emit(
+            TelemetryKind::Alert {
+                alert: RETRIES_EXHAUSTED_ALERT.to_owned(),
+                agent: Some(meta.agent.clone()),
+                raised: true,
+                detail: format!(
+                    "action `{}` ({}) failed after {attempts} attempt(s): {error}",
+                    meta.id, meta.action_type
+                ),
+            },
+            // An alert is the controller's, not a step of the client's event.
+            None,
+        );
+        let event_type = meta.event.event_type.as_str();
+        if event_type == EXHAUSTED_EVENT || event_type == STATUS_CHANGED_EVENT {
+            return;
+        }
+        let payload = serde_json::json!({
+            "action_id": meta.id,
+            "action_type": meta.action_type,
+            "agent": meta.agent,
+            "attempts": attempts,
+            "error": error,
+            "event_id": meta.event.id,
+            "event_type": meta.event.event_type,
+            "payload": d.action.payload(),
+        });
+        let mut event = Event::builder(EXHAUSTED_EVENT, meta.event.principal.clone())
+            .payload(payload)
+            .correlation_id(meta.event.correlation_id)
+            .build();
+        // Like an agent's own follow-up: never routed back to the agent that failed.
+        event.meta_mut().origin = Some(Origin {
+            agent: meta.agent.clone(),
+            action: meta.id,
+        });
+        let hub = self.hub.clone();
+        self.hub.shared.runtime.spawn(async move {
+            if let Err(err) = hub.publish(event).await {
+                tracing::debug!(%err, "exhausted event not published");
+            }
+        });
     }
 
     /// Keeps a successful shared call's answers for identical requests within `ttl`.
@@ -413,6 +615,13 @@ impl Worker {
         }
         for d in self.waiting.drain().flat_map(|(_, v)| v) {
             report(d, sink);
+        }
+        self.retries.clear();
+        for (_, retry) in self.waiting_retry.drain() {
+            if let Some(g) = &retry.group {
+                g.group.cancel.cancel();
+            }
+            report(retry.dispatch, sink);
         }
         inflight.clear();
         rx.close();

@@ -131,6 +131,48 @@ pub enum TelemetryKind {
         #[serde(rename = "elapsed_ms", serialize_with = "super::ser_duration_ms")]
         elapsed: Duration,
     },
+    /// The action failed and will be tried again.
+    ActionRetrying {
+        /// The attempt that failed.
+        action: Arc<ActionMeta>,
+        /// Why it failed.
+        error: AgentError,
+        /// The number of the next attempt.
+        next_attempt: u32,
+        /// The pause before it.
+        #[serde(rename = "after_ms", serialize_with = "super::ser_duration_ms")]
+        after: Duration,
+    },
+    /// The action failed for good and was put in the dead-letter store.
+    ActionDeadLettered {
+        /// Its last attempt.
+        action: Arc<ActionMeta>,
+        /// The last error.
+        error: AgentError,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A dead letter was sent to its agent again.
+    ActionRedriven {
+        /// The action, as sent again (attempt 1).
+        action: Arc<ActionMeta>,
+    },
+    /// The action went to a fallback agent because its own was unavailable.
+    ActionRerouted {
+        /// The action, addressed to the fallback.
+        action: Arc<ActionMeta>,
+        /// The agent it was meant for.
+        from: AgentId,
+        /// Why.
+        reason: String,
+    },
+    /// An agent's status changed.
+    AgentStatusChanged {
+        /// The state before.
+        from: crate::failure::AgentState,
+        /// The status now.
+        status: crate::failure::AgentStatus,
+    },
     /// The hub gave up on an action without finishing it.
     ActionAbandoned {
         /// The action.
@@ -349,6 +391,10 @@ impl TelemetryEvent {
             | ActionServedFromCache { action, .. }
             | ActionSucceeded { action, .. }
             | ActionFailed { action, .. }
+            | ActionRetrying { action, .. }
+            | ActionDeadLettered { action, .. }
+            | ActionRedriven { action }
+            | ActionRerouted { action, .. }
             | ActionAbandoned { action, .. }
             | FollowUpFailed { action, .. } => Some(action),
             _ => None,
@@ -374,6 +420,11 @@ impl TelemetryKind {
             ActionSucceeded { .. } => "action_succeeded",
             ActionFailed { .. } => "action_failed",
             ActionAbandoned { .. } => "action_abandoned",
+            ActionRetrying { .. } => "action_retrying",
+            ActionDeadLettered { .. } => "action_dead_lettered",
+            ActionRedriven { .. } => "action_redriven",
+            ActionRerouted { .. } => "action_rerouted",
+            AgentStatusChanged { .. } => "agent_status_changed",
             AnswerReady { .. } => "answer_ready",
             PluginLoaded { .. } => "plugin_loaded",
             PluginLoadFailed { .. } => "plugin_load_failed",
@@ -410,6 +461,10 @@ impl TelemetryKind {
             | ActionServedFromCache { action, .. }
             | ActionSucceeded { action, .. }
             | ActionFailed { action, .. }
+            | ActionRetrying { action, .. }
+            | ActionDeadLettered { action, .. }
+            | ActionRedriven { action }
+            | ActionRerouted { action, .. }
             | ActionAbandoned { action, .. }
             | FollowUpFailed { action, .. } => Some(&action.event),
             _ => None,
