@@ -68,9 +68,9 @@ async fn a_slow_subscriber_does_not_stall_routing_and_counts_what_it_missed() {
         }
     }
     assert!(missed > 0, "the subscriber fell behind");
-    // Four steps per event, plus the hub's own (shutdown_started, stopped): every step is
-    // either seen or counted as missed.
-    let hub_steps = 2;
+    // Four steps per event, plus the hub's own (agent_status_changed when the agent first
+    // succeeds, shutdown_started, stopped): every step is either seen or counted as missed.
+    let hub_steps = 3;
     assert_eq!(
         seen + missed,
         (N as u64) * 4 + hub_steps,
@@ -100,7 +100,7 @@ async fn a_lagging_batch_reader_loses_nothing_silently() {
     assert!(lags > 0, "the reader fell behind");
     assert_eq!(
         seen + missed,
-        (N as u64) * 4 + 2,
+        (N as u64) * 4 + 3,
         "seen {seen} missed {missed}"
     );
 }

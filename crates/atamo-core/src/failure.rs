@@ -263,6 +263,115 @@ impl DeadLetters {
     }
 }
 
+/// One agent's status: set automatically by its worker, and by hand by an operator, whose
+/// setting wins until cleared.
+pub(crate) struct StatusCell {
+    inner: std::sync::Mutex<StatusInner>,
+    /// Woken when an operator changes the status, so the worker re-checks its gate.
+    pub(crate) changed: tokio::sync::Notify,
+}
+
+struct StatusInner {
+    auto: StatusEntry,
+    manual: Option<StatusEntry>,
+}
+
+#[derive(Clone)]
+struct StatusEntry {
+    state: AgentState,
+    reason: String,
+    since: Timestamp,
+}
+
+impl Default for StatusCell {
+    fn default() -> Self {
+        Self {
+            inner: std::sync::Mutex::new(StatusInner {
+                auto: StatusEntry {
+                    state: AgentState::Unknown,
+                    reason: "not called yet".to_owned(),
+                    since: Timestamp::now(),
+                },
+                manual: None,
+            }),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl StatusCell {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state an operator set, if any.
+    pub(crate) fn manual(&self) -> Option<AgentState> {
+        self.lock().manual.as_ref().map(|m| m.state)
+    }
+
+    /// The status as everyone sees it.
+    pub(crate) fn visible(&self, info: &crate::agent::AgentInfo) -> AgentStatus {
+        let inner = self.lock();
+        Self::status_of(&inner, info)
+    }
+
+    fn status_of(inner: &StatusInner, info: &crate::agent::AgentInfo) -> AgentStatus {
+        let (entry, manual) = match &inner.manual {
+            Some(m) => (m, true),
+            None => (&inner.auto, false),
+        };
+        AgentStatus {
+            agent: info.id.clone(),
+            state: entry.state,
+            reason: entry.reason.clone(),
+            since: entry.since,
+            manual,
+            owner: info.owner.clone(),
+            version: info.version.clone(),
+        }
+    }
+
+    /// Sets the automatic state; returns the visible change, if there is one.
+    pub(crate) fn set_auto(
+        &self,
+        info: &crate::agent::AgentInfo,
+        state: AgentState,
+        reason: impl Into<String>,
+    ) -> Option<(AgentState, AgentStatus)> {
+        let mut inner = self.lock();
+        if inner.auto.state == state {
+            return None;
+        }
+        let from = Self::status_of(&inner, info).state;
+        inner.auto = StatusEntry {
+            state,
+            reason: reason.into(),
+            since: Timestamp::now(),
+        };
+        let now = Self::status_of(&inner, info);
+        (inner.manual.is_none()).then_some((from, now))
+    }
+
+    /// Sets or clears the operator's state; returns the visible change, if there is one.
+    pub(crate) fn set_manual(
+        &self,
+        info: &crate::agent::AgentInfo,
+        manual: Option<(AgentState, String)>,
+    ) -> Option<(AgentState, AgentStatus)> {
+        let mut inner = self.lock();
+        let before = Self::status_of(&inner, info);
+        inner.manual = manual.map(|(state, reason)| StatusEntry {
+            state,
+            reason,
+            since: Timestamp::now(),
+        });
+        let now = Self::status_of(&inner, info);
+        drop(inner);
+        self.changed.notify_one();
+        (before.state != now.state || before.manual != now.manual).then_some((before.state, now))
+    }
+}
+
 /// Why a dead letter could not be sent again.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

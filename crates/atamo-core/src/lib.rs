@@ -59,7 +59,7 @@
 //! broadcast; a slow subscriber misses events (and is told how many) rather than slowing the hub.
 
 pub mod agent;
-/// Alerts per agent (error rate, latency, throughput, queue depth), raised and resolved.
+pub mod alerts;
 pub mod failure;
 pub mod hub;
 pub mod ids;

@@ -67,7 +67,7 @@ async fn answers_stock_questions_and_lists_the_stock_as_a_feed() {
                     PlannedAction::new("inventory", action, p.clone()),
                 ));
             },
-            ProviderScope::AllEvents,
+            ProviderScope::EventTypes(vec!["stock.asked".into()]),
         )
         .build()
         .unwrap();

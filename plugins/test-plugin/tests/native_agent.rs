@@ -221,7 +221,7 @@ async fn dropping_a_call_cancels_it_inside_the_plugin() {
                     ),
                 ))
             },
-            atamo_core::rules::ProviderScope::AllEvents,
+            atamo_core::rules::ProviderScope::EventTypes(vec!["do".into()]),
         )
         .build()
         .unwrap();

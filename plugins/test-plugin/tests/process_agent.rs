@@ -93,7 +93,7 @@ fn hub_builder() -> atamo_core::HubBuilder {
                 ),
             ));
         },
-        ProviderScope::AllEvents,
+        ProviderScope::EventTypes(vec!["do".into()]),
     )
 }
 

@@ -373,7 +373,7 @@ mod tests {
                         PlannedAction::new("x", "a", e.payload().clone()),
                     ))
                 },
-                ProviderScope::AllEvents,
+                ProviderScope::EventTypes(vec!["e".into()]),
             )
             .build()
             .unwrap();

@@ -695,6 +695,57 @@ impl Control {
         self.shared.bus.subscribe()
     }
 
+    /// Every agent's status.
+    pub fn agent_statuses(&self) -> Vec<crate::failure::AgentStatus> {
+        self.shared
+            .routing
+            .load()
+            .agents
+            .values()
+            .map(|e| e.stats.status.visible(&e.info))
+            .collect()
+    }
+
+    /// One agent's status.
+    pub fn agent_status(&self, id: &AgentId) -> Option<crate::failure::AgentStatus> {
+        let routing = self.shared.routing.load();
+        let e = routing.agents.get(id)?;
+        Some(e.stats.status.visible(&e.info))
+    }
+
+    /// Sets an agent's status by hand: `Offline` stops its traffic (its actions wait, or go to
+    /// a rule's fallback), `Online` lets traffic through whatever its circuit says. The manual
+    /// status wins over automatic changes until [`Control::clear_agent_status`].
+    pub fn set_agent_status(
+        &self,
+        id: &AgentId,
+        state: crate::failure::AgentState,
+        reason: impl Into<String>,
+    ) -> Result<(), ConfigError> {
+        self.change_status(id, Some((state, reason.into())))
+    }
+
+    /// Hands an agent's status back to its circuit breaker and health checks.
+    pub fn clear_agent_status(&self, id: &AgentId) -> Result<(), ConfigError> {
+        self.change_status(id, None)
+    }
+
+    fn change_status(
+        &self,
+        id: &AgentId,
+        manual: Option<(crate::failure::AgentState, String)>,
+    ) -> Result<(), ConfigError> {
+        let routing = self.shared.routing.load();
+        let e = routing
+            .agents
+            .get(id)
+            .ok_or_else(|| ConfigError::from(not_found("agent", id)))?;
+        if let Some((from, status)) = e.stats.status.set_manual(&e.info, manual) {
+            super::worker::announce(&HubHandle::from_shared(&self.shared), from, status);
+        }
+        Ok(())
+    }
+
     /// The actions that failed for good, oldest first.
     pub fn dead_letters(&self) -> Vec<crate::failure::DeadLetter> {
         self.shared.dead_letters.list()

@@ -31,6 +31,7 @@ pub(crate) struct AgentStats {
     pub(crate) succeeded: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) retried: AtomicU64,
+    pub(crate) status: crate::failure::StatusCell,
 }
 
 pub(crate) struct ProviderEntry {

@@ -23,7 +23,10 @@ use tokio_util::sync::CancellationToken;
 use super::routing::{panic_message, AgentStats};
 use super::HubHandle;
 use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, Reply};
-use crate::failure::{RetryPolicy, EXHAUSTED_EVENT, RETRIES_EXHAUSTED_ALERT, STATUS_CHANGED_EVENT};
+use crate::failure::{
+    AgentState, AgentStatus, BreakerPolicy, RetryPolicy, EXHAUSTED_EVENT, RETRIES_EXHAUSTED_ALERT,
+    STATUS_CHANGED_EVENT,
+};
 use crate::ids::AgentId;
 use crate::ids::{ActionId, ActionType, TenantId, UserId};
 use crate::message::Action;
@@ -44,7 +47,6 @@ pub(crate) struct Dispatch {
     /// The rule's or the action type's retry policy; the agent's applies when `None`.
     pub(crate) retry: Option<RetryPolicy>,
     /// Where the action may go while the agent is unavailable.
-    #[allow(dead_code)] // read by the circuit breaker
     pub(crate) fallback: Option<AgentId>,
     /// When the first attempt started (for the policy's time limit).
     pub(crate) first_attempt: Option<Instant>,
@@ -67,6 +69,86 @@ impl Dispatch {
 struct Retry {
     dispatch: Dispatch,
     group: Option<GroupRef>,
+}
+
+/// An action waiting for its agent to take calls again (circuit open, or offline by hand).
+enum Held {
+    New(Dispatch),
+    Retry(Retry),
+}
+
+impl Held {
+    fn dispatch(&self) -> &Dispatch {
+        match self {
+            Held::New(d) => d,
+            Held::Retry(r) => &r.dispatch,
+        }
+    }
+}
+
+/// The circuit breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Circuit {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { probe: Option<ActionId> },
+}
+
+/// A circuit breaker over the agent's recent calls (see [`BreakerPolicy`]).
+struct Breaker {
+    policy: BreakerPolicy,
+    /// The last `window` outcomes, true for a failure.
+    window: std::collections::VecDeque<bool>,
+    failures: usize,
+    consecutive: u32,
+    circuit: Circuit,
+}
+
+impl Breaker {
+    fn new(policy: BreakerPolicy) -> Self {
+        Self {
+            window: std::collections::VecDeque::with_capacity(policy.window.max(1)),
+            policy,
+            failures: 0,
+            consecutive: 0,
+            circuit: Circuit::Closed,
+        }
+    }
+
+    /// Records an outcome; returns why the circuit should open, if it should.
+    fn record(&mut self, failed: bool) -> Option<String> {
+        if self.window.len() >= self.policy.window.max(1) && self.window.pop_front() == Some(true) {
+            self.failures -= 1;
+        }
+        self.window.push_back(failed);
+        if failed {
+            self.failures += 1;
+            self.consecutive += 1;
+        } else {
+            self.consecutive = 0;
+        }
+        if !failed {
+            return None;
+        }
+        if self.policy.consecutive_failures > 0
+            && self.consecutive >= self.policy.consecutive_failures
+        {
+            return Some(format!("{} failures in a row", self.consecutive));
+        }
+        let n = self.window.len();
+        if n >= self.policy.min_calls.max(1)
+            && self.failures as f64 / n as f64 >= self.policy.failure_ratio
+        {
+            return Some(format!("{} of the last {n} calls failed", self.failures));
+        }
+        None
+    }
+
+    fn reset(&mut self) {
+        self.window.clear();
+        self.failures = 0;
+        self.consecutive = 0;
+    }
 }
 
 /// What a worker did after shutdown began.
@@ -93,6 +175,12 @@ pub(crate) struct Worker {
     /// Failed calls waiting for their next attempt (kept here so shutdown can list them).
     waiting_retry: HashMap<u64, Retry>,
     next_retry: u64,
+    /// The circuit breaker, when the agent has one.
+    breaker: Option<Breaker>,
+    /// Actions waiting for the agent to take calls again.
+    held: std::collections::VecDeque<Held>,
+    /// Whether the automatic status is `Online` (saves a lock per successful call).
+    online: bool,
 }
 
 /// A recent call's answers, reusable until `until`.
@@ -155,6 +243,7 @@ impl Worker {
         hub: HubHandle,
     ) -> Self {
         let cancel = Arc::new(hub.shared.abort.clone());
+        let breaker = info.breaker.clone().map(Breaker::new);
         Self {
             info,
             agent,
@@ -167,6 +256,9 @@ impl Worker {
             retries: DelayQueue::new(),
             waiting_retry: HashMap::new(),
             next_retry: 0,
+            breaker,
+            held: std::collections::VecDeque::new(),
+            online: false,
         }
     }
 
@@ -178,11 +270,24 @@ impl Worker {
         let mut closed = false;
         let mut report = WorkerReport::default();
         let concurrency = self.info.concurrency.max(1);
+        let hold_cap = self.info.queue_capacity.max(1);
+        let stats = self.stats.clone();
         loop {
-            if closed && inflight.is_empty() && self.retries.is_empty() {
+            if closed && inflight.is_empty() && self.retries.is_empty() && self.held.is_empty() {
                 break;
             }
             let room = concurrency.saturating_sub(inflight.len()).min(BATCH);
+            // While the agent takes no calls, new actions are taken off the queue into `held`
+            // (so routing for other agents goes on) until `held` is as large as the queue.
+            let intake = if self.held.is_empty() {
+                room
+            } else {
+                hold_cap.saturating_sub(self.held.len()).min(BATCH)
+            };
+            let open_until = match self.breaker.as_ref().map(|b| b.circuit) {
+                Some(Circuit::Open { until }) => Some(until),
+                _ => None,
+            };
             tokio::select! {
                 biased;
                 _ = shared.abort.cancelled() => {
@@ -198,28 +303,244 @@ impl Worker {
                     while let Some(Some(done)) = inflight.next().now_or_never() {
                         self.finish(done, &mut sink);
                     }
+                    if !self.held.is_empty() {
+                        self.release(&mut inflight, &mut sink);
+                    }
+                }
+                _ = tokio::time::sleep_until(open_until.unwrap_or_else(Instant::now)), if open_until.is_some() => {
+                    sink.begin();
+                    self.half_open(&mut sink);
+                    self.release(&mut inflight, &mut sink);
+                }
+                _ = stats.status.changed.notified() => {
+                    sink.begin();
+                    self.release(&mut inflight, &mut sink);
                 }
                 Some(retry) = self.retries.next(), if !self.retries.is_empty() && room > 0 => {
                     sink.begin();
-                    if let Some(Retry { dispatch, group }) = self.waiting_retry.remove(&retry.into_inner()) {
-                        self.attempt(dispatch, group, &mut inflight, &mut sink);
+                    if let Some(retry) = self.waiting_retry.remove(&retry.into_inner()) {
+                        self.admit(Held::Retry(retry), &mut inflight, &mut sink);
                     }
                 }
-                n = rx.recv_many(&mut buf, room), if room > 0 && !closed => {
+                n = rx.recv_many(&mut buf, intake), if intake > 0 && !closed => {
                     if n == 0 {
                         closed = true;
                     } else {
                         sink.begin();
                         for d in buf.drain(..) {
-                            self.start(d, &mut inflight, &mut sink);
+                            self.admit(Held::New(d), &mut inflight, &mut sink);
                         }
                     }
                 }
-                _ = shared.intake_done.cancelled(), if rx.is_empty() && inflight.is_empty() && self.retries.is_empty() => break,
+                _ = shared.intake_done.cancelled(), if rx.is_empty() && inflight.is_empty() && self.retries.is_empty() && self.held.is_empty() => break,
             }
             sink.flush();
         }
         report
+    }
+
+    /// Whether the agent takes a call now; in half-open state, the first one asking becomes
+    /// the probe.
+    fn may_call(&mut self, action: ActionId) -> bool {
+        match self.stats.status.manual() {
+            Some(AgentState::Offline) => return false,
+            Some(_) => return true,
+            None => {}
+        }
+        let Some(breaker) = &mut self.breaker else {
+            return true;
+        };
+        match breaker.circuit {
+            Circuit::Closed => true,
+            Circuit::Open { .. } | Circuit::HalfOpen { probe: Some(_) } => false,
+            Circuit::HalfOpen { probe: None } => {
+                breaker.circuit = Circuit::HalfOpen {
+                    probe: Some(action),
+                };
+                true
+            }
+        }
+    }
+
+    /// Starts `held` if the agent takes calls (and nothing older waits), sends it to its
+    /// fallback if a rule named one, or keeps it for later.
+    fn admit(&mut self, held: Held, inflight: &mut FuturesUnordered<InFlight>, sink: &mut Sink) {
+        if self.held.is_empty() && self.may_call(held.dispatch().action.id()) {
+            self.run_held(held, inflight, sink);
+            return;
+        }
+        match self.reroute(held, sink) {
+            None => {}
+            Some(held) => self.held.push_back(held),
+        }
+    }
+
+    fn run_held(&mut self, held: Held, inflight: &mut FuturesUnordered<InFlight>, sink: &mut Sink) {
+        match held {
+            Held::New(d) => self.start(d, inflight, sink),
+            Held::Retry(Retry { dispatch, group }) => self.attempt(dispatch, group, inflight, sink),
+        }
+    }
+
+    /// Starts held actions while the agent takes calls and there is room.
+    fn release(&mut self, inflight: &mut FuturesUnordered<InFlight>, sink: &mut Sink) {
+        let concurrency = self.info.concurrency.max(1);
+        while inflight.len() < concurrency {
+            let Some(next) = self.held.front() else { break };
+            if !self.may_call(next.dispatch().action.id()) {
+                break;
+            }
+            if let Some(held) = self.held.pop_front() {
+                self.run_held(held, inflight, sink);
+            }
+        }
+    }
+
+    /// Sends a new action the agent cannot take now to the fallback agent its rule named, if
+    /// that agent is registered, handles the action type and has room. Returns it otherwise.
+    fn reroute(&self, held: Held, sink: &mut Sink) -> Option<Held> {
+        let Held::New(d) = held else {
+            return Some(held);
+        };
+        let Some(fallback) = d.fallback.clone() else {
+            return Some(Held::New(d));
+        };
+        let routing = self.hub.shared.routing.load();
+        let Some(entry) = routing
+            .agents
+            .get(&fallback)
+            .filter(|e| e.info.handles.contains(d.action.action_type()))
+        else {
+            return Some(Held::New(d));
+        };
+        let from = d.action.agent().clone();
+        let mut meta = (*d.action.meta).clone();
+        meta.agent = fallback;
+        let rerouted = Dispatch {
+            action: Action {
+                meta: Arc::new(meta),
+                payload: d.action.payload.clone(),
+            },
+            fallback: None,
+            ..d
+        };
+        let action = rerouted.action.meta.clone();
+        let monitor = rerouted.monitor.clone();
+        match entry.tx.try_send(rerouted) {
+            Ok(()) => {
+                sink.emit(
+                    TelemetryKind::ActionRerouted {
+                        action,
+                        from,
+                        reason: self.unavailable_reason(),
+                    },
+                    monitor.as_ref(),
+                );
+                None
+            }
+            Err(err) => {
+                // The fallback is full or gone: keep it here, for its own agent.
+                let mut d = match err {
+                    mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d) => d,
+                };
+                let mut meta = (*d.action.meta).clone();
+                meta.agent = from;
+                d.action.meta = Arc::new(meta);
+                Some(Held::New(d))
+            }
+        }
+    }
+
+    fn unavailable_reason(&self) -> String {
+        if self.stats.status.manual() == Some(AgentState::Offline) {
+            "the agent was set offline".to_owned()
+        } else {
+            "the agent's circuit is open".to_owned()
+        }
+    }
+
+    /// The cool-down has passed: let one probe through.
+    fn half_open(&mut self, _sink: &mut Sink) {
+        self.online = false;
+        if let Some(breaker) = &mut self.breaker {
+            breaker.circuit = Circuit::HalfOpen { probe: None };
+        }
+        self.set_status(AgentState::Degraded, "circuit half-open: probing");
+    }
+
+    fn set_status(&self, state: AgentState, reason: impl Into<String>) {
+        if let Some((from, status)) = self.stats.status.set_auto(&self.info, state, reason) {
+            announce(&self.hub, from, status);
+        }
+    }
+
+    /// Feeds a call's outcome to the breaker and the status.
+    fn observe(&mut self, action: ActionId, result: &Result<Reply, AgentError>) {
+        // Only a retryable failure says something about the agent; a permanent error is about
+        // the action (the agent did answer), a cancellation about the client.
+        let failed = match result {
+            Ok(_) => false,
+            Err(e) if e.is_retryable() => true,
+            Err(AgentError::Cancelled) => {
+                if let Some(b) = &mut self.breaker {
+                    if b.circuit
+                        == (Circuit::HalfOpen {
+                            probe: Some(action),
+                        })
+                    {
+                        // The probe told nothing: let the next call probe.
+                        b.circuit = Circuit::HalfOpen { probe: None };
+                    }
+                }
+                return;
+            }
+            Err(_) => {
+                let probing = self.breaker.as_ref().is_some_and(|b| {
+                    b.circuit
+                        == (Circuit::HalfOpen {
+                            probe: Some(action),
+                        })
+                });
+                if !probing {
+                    return;
+                }
+                false
+            }
+        };
+        let Some(breaker) = &mut self.breaker else {
+            if !failed && !self.online {
+                self.online = true;
+                self.set_status(AgentState::Online, "calls succeed");
+            }
+            return;
+        };
+        let verdict = match breaker.circuit {
+            Circuit::HalfOpen { probe: Some(p) } if p == action => {
+                if failed {
+                    Some("the probe call failed".to_owned())
+                } else {
+                    breaker.circuit = Circuit::Closed;
+                    breaker.reset();
+                    None
+                }
+            }
+            Circuit::Closed => breaker.record(failed),
+            // Calls started before the circuit opened: they no longer decide anything.
+            _ => None,
+        };
+        match verdict {
+            Some(reason) => {
+                let until = Instant::now() + breaker.policy.cool_down;
+                breaker.circuit = Circuit::Open { until };
+                self.online = false;
+                self.set_status(AgentState::Offline, format!("circuit open: {reason}"));
+            }
+            None if !failed && !self.online && breaker.circuit == Circuit::Closed => {
+                self.online = true;
+                self.set_status(AgentState::Online, "calls succeed");
+            }
+            None => {}
+        }
     }
 
     /// For a shareable request: answers it from a recent identical call, or joins it to an
@@ -404,6 +725,7 @@ impl Worker {
 
     fn finish(&mut self, (d, elapsed, result, group): Done, sink: &mut Sink) {
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.observe(d.action.id(), &result);
         if let Err(error) = &result {
             if let Some(after) = self.retry_delay(&d, error, group.as_ref()) {
                 let next_attempt = d.action.meta.attempt + 1;
@@ -414,6 +736,7 @@ impl Worker {
                         error: error.clone(),
                         next_attempt,
                         after,
+                        elapsed,
                     },
                     d.monitor.as_ref(),
                 );
@@ -616,6 +939,17 @@ impl Worker {
         for d in self.waiting.drain().flat_map(|(_, v)| v) {
             report(d, sink);
         }
+        for held in std::mem::take(&mut self.held) {
+            match held {
+                Held::New(d) => report(d, sink),
+                Held::Retry(retry) => {
+                    if let Some(g) = &retry.group {
+                        g.group.cancel.cancel();
+                    }
+                    report(retry.dispatch, sink)
+                }
+            }
+        }
         self.retries.clear();
         for (_, retry) in self.waiting_retry.drain() {
             if let Some(g) = &retry.group {
@@ -633,6 +967,42 @@ impl Worker {
         }
         n
     }
+}
+
+/// Tells everyone an agent's status changed: telemetry, and (except for an agent's first
+/// success, `unknown` to `online`) an `atamo.agent.status_changed` event from the hub itself
+/// (user `atamo`, group `atamo.controller`) that rules can route, for example to the agent's
+/// owner.
+pub(crate) fn announce(hub: &HubHandle, from: AgentState, status: AgentStatus) {
+    tracing::info!(agent = %status.agent, ?from, to = ?status.state, reason = %status.reason, "agent status changed");
+    let payload = serde_json::json!({
+        "agent": status.agent,
+        "from": from,
+        "to": status.state,
+        "reason": status.reason,
+        "manual": status.manual,
+        "owner": status.owner,
+        "version": status.version,
+    });
+    // An agent's first success is recorded but is not news worth an event.
+    let news = !(from == AgentState::Unknown && status.state == AgentState::Online);
+    hub.shared
+        .bus
+        .emit(TelemetryKind::AgentStatusChanged { from, status });
+    if !news {
+        return;
+    }
+    let event = Event::new(
+        STATUS_CHANGED_EVENT,
+        crate::message::Principal::user("atamo").in_group("atamo.controller"),
+        payload,
+    );
+    let publisher = hub.clone();
+    hub.shared.runtime.spawn(async move {
+        if let Err(err) = publisher.publish(event).await {
+            tracing::debug!(%err, "status event not published");
+        }
+    });
 }
 
 /// What makes two shareable requests identical for one agent: the action type, who may share

@@ -142,6 +142,9 @@ pub enum TelemetryKind {
         /// The pause before it.
         #[serde(rename = "after_ms", serialize_with = "super::ser_duration_ms")]
         after: Duration,
+        /// How long the failed call took.
+        #[serde(rename = "elapsed_ms", serialize_with = "super::ser_duration_ms")]
+        elapsed: Duration,
     },
     /// The action failed for good and was put in the dead-letter store.
     ActionDeadLettered {

@@ -140,7 +140,7 @@ pub fn hub_with_spec(spec: AgentSpec) -> Hub {
                     ),
                 ));
             },
-            ProviderScope::AllEvents,
+            ProviderScope::EventTypes(vec!["do".into()]),
         )
         .build()
         .unwrap()
