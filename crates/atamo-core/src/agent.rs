@@ -32,6 +32,9 @@ use crate::request::{AnswerError, RequestSink};
 /// The future an agent returns.
 pub type AgentFuture = Pin<Box<dyn Future<Output = Result<Reply, AgentError>> + Send + 'static>>;
 
+/// The future of a health probe or a control message: a JSON answer, or why it failed.
+pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<Value, AgentError>> + Send + 'static>>;
+
 /// Something that performs actions.
 ///
 /// The returned future must be `'static`: clone out of `self` what it needs (keep state behind an
@@ -41,11 +44,35 @@ pub type AgentFuture = Pin<Box<dyn Future<Output = Result<Reply, AgentError>> + 
 pub trait Agent: Send + Sync + 'static {
     /// Performs `action`.
     fn call(&self, action: Action, ctx: CallContext) -> AgentFuture;
+
+    /// A health probe, if the agent has one. The hub runs it at the interval given at
+    /// registration ([`AgentSpec::health_check`]), with a timeout, and counts its outcome
+    /// like a call's (it feeds the circuit breaker and the agent's status).
+    fn health(&self) -> Option<ProbeFuture> {
+        None
+    }
+
+    /// Handles a control message from the controller (for example "reload your components"
+    /// or "update to version X"): acknowledge with an answer, or fail. The default refuses.
+    fn control(&self, message: Value) -> ProbeFuture {
+        let _ = message;
+        Box::pin(std::future::ready(Err(AgentError::permanent(
+            "this agent takes no control messages",
+        ))))
+    }
 }
 
 impl<A: Agent + ?Sized> Agent for Arc<A> {
     fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
         (**self).call(action, ctx)
+    }
+
+    fn health(&self) -> Option<ProbeFuture> {
+        (**self).health()
+    }
+
+    fn control(&self, message: Value) -> ProbeFuture {
+        (**self).control(message)
     }
 }
 
@@ -271,6 +298,26 @@ pub struct AgentInfo {
     /// Its version, as its registration says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// How often its health probe runs, and how long it may take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// When an agent's health probe runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HealthCheck {
+    /// Between two probes.
+    #[serde(
+        rename = "interval_ms",
+        serialize_with = "crate::telemetry::ser_duration_ms"
+    )]
+    pub interval: Duration,
+    /// The longest a probe may take before it counts as failed.
+    #[serde(
+        rename = "timeout_ms",
+        serialize_with = "crate::telemetry::ser_duration_ms"
+    )]
+    pub timeout: Duration,
 }
 
 /// How to register an agent: its id, the agent itself, and what it handles.
@@ -317,6 +364,7 @@ impl AgentSpec {
                 breaker: None,
                 owner: None,
                 version: None,
+                health_check: None,
             },
             agent,
         }
@@ -380,6 +428,13 @@ impl AgentSpec {
     /// Who to tell about the agent's failures and status changes.
     pub fn owner(mut self, contact: impl Into<String>) -> Self {
         self.info.owner = Some(contact.into());
+        self
+    }
+
+    /// Runs the agent's health probe ([`Agent::health`]) every `interval`, failing it after
+    /// `timeout`.
+    pub fn health_check(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.info.health_check = Some(HealthCheck { interval, timeout });
         self
     }
 

@@ -1,8 +1,10 @@
 //! The controller's side: registering what the hub routes with, listing it, and watching it.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -399,6 +401,7 @@ impl Control {
             }
             let entry = AgentEntry {
                 info: info.clone(),
+                agent: agent.clone(),
                 tx,
                 stats: stats.clone(),
             };
@@ -744,6 +747,40 @@ impl Control {
             super::worker::announce(&HubHandle::from_shared(&self.shared), from, status);
         }
         Ok(())
+    }
+
+    /// Sends an agent a control message and waits (up to `timeout`) for its acknowledgement.
+    /// Both the message and the outcome are recorded in telemetry.
+    pub async fn send_control(
+        &self,
+        id: &AgentId,
+        message: serde_json::Value,
+        timeout: std::time::Duration,
+    ) -> Result<serde_json::Value, crate::agent::AgentError> {
+        let agent = {
+            let routing = self.shared.routing.load();
+            let Some(entry) = routing.agents.get(id) else {
+                return Err(crate::agent::AgentError::permanent(format!(
+                    "agent `{id}` is not registered"
+                )));
+            };
+            entry.agent.clone()
+        };
+        let reply = agent.control(message.clone());
+        let outcome =
+            match tokio::time::timeout(timeout, AssertUnwindSafe(reply).catch_unwind()).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(panic)) => Err(crate::agent::AgentError::Panicked {
+                    message: super::routing::panic_message(&*panic),
+                }),
+                Err(_) => Err(crate::agent::AgentError::Timeout { after: timeout }),
+            };
+        self.shared.bus.emit(TelemetryKind::AgentControlled {
+            agent: id.clone(),
+            message,
+            outcome: outcome.clone(),
+        });
+        outcome
     }
 
     /// The actions that failed for good, oldest first.

@@ -20,6 +20,7 @@ use crate::telemetry::SuppressReason;
 /// A registered agent as the router sees it.
 pub(crate) struct AgentEntry {
     pub(crate) info: Arc<AgentInfo>,
+    pub(crate) agent: Arc<dyn crate::agent::Agent>,
     pub(crate) tx: mpsc::Sender<Dispatch>,
     pub(crate) stats: Arc<AgentStats>,
 }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::routing::{panic_message, AgentStats};
 use super::HubHandle;
-use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, Reply};
+use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, ProbeFuture, Reply};
 use crate::failure::{
     AgentState, AgentStatus, BreakerPolicy, RetryPolicy, EXHAUSTED_EVENT, RETRIES_EXHAUSTED_ALERT,
     STATUS_CHANGED_EVENT,
@@ -272,6 +272,13 @@ impl Worker {
         let concurrency = self.info.concurrency.max(1);
         let hold_cap = self.info.queue_capacity.max(1);
         let stats = self.stats.clone();
+        // The health probe: one at a time, every `interval`, failing after `timeout`.
+        let mut health = self.info.health_check.map(|h| {
+            let mut tick = tokio::time::interval_at(Instant::now() + h.interval, h.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            (tick, h.timeout)
+        });
+        let mut probe: Option<(Instant, ProbeFuture)> = None;
         loop {
             if closed && inflight.is_empty() && self.retries.is_empty() && self.held.is_empty() {
                 break;
@@ -311,6 +318,46 @@ impl Worker {
                     sink.begin();
                     self.half_open(&mut sink);
                     self.release(&mut inflight, &mut sink);
+                }
+                _ = async {
+                    match health.as_mut() {
+                        Some((tick, _)) => { tick.tick().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                }, if health.is_some() && probe.is_none() => {
+                    let timeout = health.as_ref().map(|(_, t)| *t).unwrap_or_default();
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| self.agent.health())) {
+                        Ok(Some(check)) => {
+                            let check: ProbeFuture = Box::pin(async move {
+                                match tokio::time::timeout(timeout, AssertUnwindSafe(check).catch_unwind()).await {
+                                    Ok(Ok(outcome)) => outcome,
+                                    Ok(Err(panic)) => Err(AgentError::Panicked { message: panic_message(&*panic) }),
+                                    Err(_) => Err(AgentError::Timeout { after: timeout }),
+                                }
+                            });
+                            probe = Some((Instant::now(), check));
+                        }
+                        // No probe to run: stop asking.
+                        Ok(None) => health = None,
+                        Err(panic) => {
+                            sink.begin();
+                            let outcome = Err(AgentError::Panicked { message: panic_message(&*panic) });
+                            self.checked(outcome, Duration::ZERO, &mut sink);
+                        }
+                    }
+                }
+                outcome = async {
+                    match probe.as_mut() {
+                        Some((_, check)) => check.await,
+                        None => std::future::pending().await,
+                    }
+                }, if probe.is_some() => {
+                    let elapsed = probe.take().map(|(at, _)| at.elapsed()).unwrap_or_default();
+                    sink.begin();
+                    self.checked(outcome, elapsed, &mut sink);
+                    if !self.held.is_empty() {
+                        self.release(&mut inflight, &mut sink);
+                    }
                 }
                 _ = stats.status.changed.notified() => {
                     sink.begin();
@@ -471,6 +518,55 @@ impl Worker {
     fn set_status(&self, state: AgentState, reason: impl Into<String>) {
         if let Some((from, status)) = self.stats.status.set_auto(&self.info, state, reason) {
             announce(&self.hub, from, status);
+        }
+    }
+
+    /// A health probe ended: recorded, and counted like a call (by the breaker while its
+    /// circuit is closed, or by the status when the agent has no breaker).
+    fn checked(&mut self, outcome: Result<Value, AgentError>, elapsed: Duration, sink: &mut Sink) {
+        let failed = outcome.is_err();
+        let reason = match &outcome {
+            Err(e) => format!("health check failed: {e}"),
+            Ok(_) => String::new(),
+        };
+        sink.emit(
+            TelemetryKind::AgentHealthChecked {
+                agent: self.info.id.clone(),
+                outcome,
+                elapsed,
+            },
+            None,
+        );
+        match &mut self.breaker {
+            Some(breaker) if breaker.circuit == Circuit::Closed => {
+                if let Some(why) = breaker.record(failed) {
+                    let until = Instant::now() + breaker.policy.cool_down;
+                    breaker.circuit = Circuit::Open { until };
+                    self.online = false;
+                    self.set_status(
+                        AgentState::Offline,
+                        format!("circuit open: {why} ({reason})"),
+                    );
+                } else if failed {
+                    self.online = false;
+                    self.set_status(AgentState::Degraded, reason);
+                } else if !self.online {
+                    self.online = true;
+                    self.set_status(AgentState::Online, "health check passed");
+                }
+            }
+            // Open or half-open: only a call decides.
+            Some(_) => {}
+            None if failed => {
+                self.online = false;
+                self.set_status(AgentState::Degraded, reason);
+            }
+            None => {
+                if !self.online {
+                    self.online = true;
+                    self.set_status(AgentState::Online, "health check passed");
+                }
+            }
         }
     }
 

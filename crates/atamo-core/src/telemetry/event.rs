@@ -169,6 +169,27 @@ pub enum TelemetryKind {
         /// Why.
         reason: String,
     },
+    /// An agent's health probe ran.
+    AgentHealthChecked {
+        /// The agent.
+        agent: AgentId,
+        /// Its answer, or why it failed.
+        #[serde(serialize_with = "ser_probe")]
+        outcome: Result<serde_json::Value, AgentError>,
+        /// How long it took.
+        #[serde(rename = "elapsed_ms", serialize_with = "super::ser_duration_ms")]
+        elapsed: Duration,
+    },
+    /// The controller sent an agent a control message, and the agent answered.
+    AgentControlled {
+        /// The agent.
+        agent: AgentId,
+        /// The message.
+        message: serde_json::Value,
+        /// The agent's acknowledgement, or why it failed.
+        #[serde(serialize_with = "ser_probe")]
+        outcome: Result<serde_json::Value, AgentError>,
+    },
     /// An agent's status changed.
     AgentStatusChanged {
         /// The state before.
@@ -330,6 +351,19 @@ pub enum ProcessChange {
     },
 }
 
+fn ser_probe<S: serde::Serializer>(
+    outcome: &Result<serde_json::Value, AgentError>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(1))?;
+    match outcome {
+        Ok(answer) => map.serialize_entry("ok", answer)?,
+        Err(error) => map.serialize_entry("error", error)?,
+    }
+    map.end()
+}
+
 /// Why a proposal was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -428,6 +462,8 @@ impl TelemetryKind {
             ActionRedriven { .. } => "action_redriven",
             ActionRerouted { .. } => "action_rerouted",
             AgentStatusChanged { .. } => "agent_status_changed",
+            AgentHealthChecked { .. } => "agent_health_checked",
+            AgentControlled { .. } => "agent_controlled",
             AnswerReady { .. } => "answer_ready",
             PluginLoaded { .. } => "plugin_loaded",
             PluginLoadFailed { .. } => "plugin_load_failed",
