@@ -185,7 +185,7 @@ async fn control_messages_are_acknowledged_or_refused_and_recorded() {
             == 2
     })
     .await;
-    let json = serde_json::to_value(&rec.events()).unwrap();
+    let json = serde_json::to_value(rec.events()).unwrap();
     let recorded: Vec<&Value> = json
         .as_array()
         .unwrap()
