@@ -50,7 +50,11 @@ async fn main() -> anyhow::Result<()> {
             let up = fixed.load(Ordering::SeqCst);
             async move {
                 if up {
-                    println!("mailer: sent {} (attempt {})", action.payload(), action.attempt());
+                    println!(
+                        "mailer: sent {} (attempt {})",
+                        action.payload(),
+                        action.attempt()
+                    );
                     Ok(Reply::done())
                 } else {
                     Err(AgentError::retry("SMTP server unreachable"))
@@ -74,10 +78,10 @@ async fn main() -> anyhow::Result<()> {
         .agent(
             AgentSpec::new("mailer", mailer)
                 .handles(["email.send"])
-                .retry(RetryPolicy::attempts(3).backoff(
-                    Duration::from_millis(50),
-                    Duration::from_secs(1),
-                ))
+                .retry(
+                    RetryPolicy::attempts(3)
+                        .backoff(Duration::from_millis(50), Duration::from_secs(1)),
+                )
                 .owner("ops@example.com"),
         )
         .agent(AgentSpec::new("inbox", inbox).handles(["note"]))

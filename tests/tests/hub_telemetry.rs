@@ -68,9 +68,10 @@ async fn a_slow_subscriber_does_not_stall_routing_and_counts_what_it_missed() {
         }
     }
     assert!(missed > 0, "the subscriber fell behind");
-    // Four steps per event, plus the hub's own (agent_status_changed when the agent first
-    // succeeds, shutdown_started, stopped): every step is either seen or counted as missed.
-    let hub_steps = 3;
+    // Four steps per event, plus the hub's own: agent_status_changed when the agent first
+    // succeeds, the accepted and no_route of the status event it publishes, shutdown_started
+    // and stopped. Every step is either seen or counted as missed.
+    let hub_steps = 5;
     assert_eq!(
         seen + missed,
         (N as u64) * 4 + hub_steps,
@@ -100,7 +101,7 @@ async fn a_lagging_batch_reader_loses_nothing_silently() {
     assert!(lags > 0, "the reader fell behind");
     assert_eq!(
         seen + missed,
-        (N as u64) * 4 + 3,
+        (N as u64) * 4 + 5,
         "seen {seen} missed {missed}"
     );
 }

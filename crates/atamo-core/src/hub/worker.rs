@@ -1065,10 +1065,9 @@ impl Worker {
     }
 }
 
-/// Tells everyone an agent's status changed: telemetry, and (except for an agent's first
-/// success, `unknown` to `online`) an `atamo.agent.status_changed` event from the hub itself
-/// (user `atamo`, group `atamo.controller`) that rules can route, for example to the agent's
-/// owner.
+/// Tells everyone an agent's status changed: telemetry, and an `atamo.agent.status_changed`
+/// event from the hub itself (user `atamo`, group `atamo.controller`) that rules can route,
+/// for example to the agent's owner.
 pub(crate) fn announce(hub: &HubHandle, from: AgentState, status: AgentStatus) {
     tracing::info!(agent = %status.agent, ?from, to = ?status.state, reason = %status.reason, "agent status changed");
     let payload = serde_json::json!({
@@ -1080,14 +1079,9 @@ pub(crate) fn announce(hub: &HubHandle, from: AgentState, status: AgentStatus) {
         "owner": status.owner,
         "version": status.version,
     });
-    // An agent's first success is recorded but is not news worth an event.
-    let news = !(from == AgentState::Unknown && status.state == AgentState::Online);
     hub.shared
         .bus
         .emit(TelemetryKind::AgentStatusChanged { from, status });
-    if !news {
-        return;
-    }
     let event = Event::new(
         STATUS_CHANGED_EVENT,
         crate::message::Principal::user("atamo").in_group("atamo.controller"),
