@@ -310,3 +310,29 @@ async fn a_slow_call_times_out_and_policies_are_overridden_per_action_type_and_r
     );
     hub.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn no_retry_starts_after_the_policys_time_limit() {
+    let calls = RecordingAgent::new();
+    let agent = calls.agent_with(|_| Err(AgentError::retry("down")));
+    // 1 s, 2 s, 4 s pauses; at most 5 s after the first attempt: attempts at 0, 1 and 3 s;
+    // the next would start at 7 s.
+    let policy = RetryPolicy::attempts(10)
+        .backoff(Duration::from_secs(1), Duration::from_secs(60))
+        .jitter(0.0)
+        .max_elapsed(Duration::from_secs(5));
+    let hub = builder(vec![notify_rule()])
+        .agent(
+            AgentSpec::new("flaky", agent)
+                .handles(["notify"])
+                .retry(policy),
+        )
+        .build()
+        .unwrap();
+    let rec = Recorder::start(&hub.control());
+    let r = hub.handle().publish(order(1)).await.unwrap();
+    rec.wait_for(r.event_id, "action_dead_lettered", 1).await;
+    assert_eq!(calls.count(), 3);
+    assert_eq!(hub.control().dead_letters()[0].attempts, 3);
+    hub.shutdown().await;
+}

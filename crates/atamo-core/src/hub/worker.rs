@@ -1166,3 +1166,62 @@ fn hash_value(v: &Value, h: &mut impl Hasher) {
         }
     }
 }
+
+#[cfg(test)]
+mod breaker_tests {
+    use super::{Breaker, BreakerPolicy};
+
+    fn policy() -> BreakerPolicy {
+        BreakerPolicy {
+            window: 10,
+            min_calls: 6,
+            failure_ratio: 0.5,
+            consecutive_failures: 0,
+            ..BreakerPolicy::default()
+        }
+    }
+
+    #[test]
+    fn the_failure_ratio_counts_only_once_the_window_has_enough_calls() {
+        let mut b = Breaker::new(policy());
+        // 3 failures in 5 calls: over the ratio, but fewer calls than the minimum.
+        for failed in [true, false, true, false, true] {
+            assert_eq!(b.record(failed), None);
+        }
+        // The sixth call makes 3 of 6: the ratio is reached.
+        assert_eq!(
+            b.record(false),
+            None,
+            "3 of 6 failed, but this call succeeded"
+        );
+        assert_eq!(
+            b.record(true).as_deref(),
+            Some("4 of the last 7 calls failed")
+        );
+    }
+
+    #[test]
+    fn old_outcomes_leave_the_window() {
+        let mut b = Breaker::new(policy());
+        for _ in 0..4 {
+            assert_eq!(b.record(true), None, "too few calls yet");
+        }
+        for _ in 0..10 {
+            assert_eq!(b.record(false), None);
+        }
+        // The four failures have left the 10-call window: one new failure is 1 in 10.
+        assert_eq!(b.record(true), None);
+        assert_eq!((b.failures, b.window.len()), (1, 10));
+    }
+
+    #[test]
+    fn consecutive_failures_open_it_whatever_the_window_says() {
+        let mut b = Breaker::new(BreakerPolicy {
+            consecutive_failures: 3,
+            ..policy()
+        });
+        assert_eq!(b.record(true), None);
+        assert_eq!(b.record(true), None);
+        assert_eq!(b.record(true).as_deref(), Some("3 failures in a row"));
+    }
+}
