@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod builtin;
 mod channel;
 mod log;
 pub mod native;
