@@ -11,7 +11,11 @@
 //! action's payload gives the details (a rule's template fills them from the event). Agents act
 //! on behalf of the event's user: [`credentials`] gives them that user's token or password.
 
+pub mod command;
 pub mod credentials;
+pub mod email;
+pub mod http;
+pub mod sql;
 
 mod config;
 
