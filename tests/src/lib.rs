@@ -231,3 +231,41 @@ pub fn tally(events: &[TelemetryEvent]) -> BTreeMap<&'static str, usize> {
     }
     out
 }
+
+/// An order hub for the failure scenarios: `order.created` events, the action types given,
+/// and a rule book.
+pub mod orders {
+    use atamo_config::{Rule, RuleBook};
+    use atamo_core::rules::ProviderScope;
+    use atamo_core::{ActionTypeDef, Event, EventTypeDef, Hub, HubBuilder, Principal};
+    use serde_json::json;
+
+    /// A hub builder with `order.created`, the action types `actions` and the rules `rules`.
+    pub fn builder(actions: &[&str], rules: Vec<Rule>) -> HubBuilder {
+        let mut b = Hub::builder().event_type(EventTypeDef::new("order.created"));
+        for a in actions {
+            b = b.action_type(ActionTypeDef::new(*a));
+        }
+        b.provider(
+            "rules",
+            RuleBook::with_rules(rules).unwrap(),
+            ProviderScope::AllEvents,
+        )
+    }
+
+    /// Every order becomes a `notify` action `{"n": n}` for `agent`.
+    pub fn notify_rule(agent: &str) -> Rule {
+        Rule::new(
+            "notify",
+            "order.created",
+            agent,
+            "notify",
+            json!({"n": "{{payload.n}}"}),
+        )
+    }
+
+    /// Order `n` from alice.
+    pub fn order(n: u64) -> Event {
+        Event::new("order.created", Principal::user("alice"), json!({"n": n}))
+    }
+}

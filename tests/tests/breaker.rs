@@ -6,14 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use atamo_config::{Rule, RuleBook};
+use atamo_config::Rule;
 use atamo_core::agent::{AgentError, Reply};
 use atamo_core::failure::{AgentState, BreakerPolicy, STATUS_CHANGED_EVENT};
-use atamo_core::rules::ProviderScope;
-use atamo_core::{
-    ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, HubBuilder, Principal, TelemetryKind,
-    TryPublishError,
-};
+use atamo_core::{AgentSpec, HubBuilder, TelemetryKind, TryPublishError};
 use atamo_tests::{Recorder, RecordingAgent};
 use serde_json::json;
 
@@ -39,30 +35,14 @@ fn breaker() -> BreakerPolicy {
 }
 
 fn builder(rules: Vec<Rule>) -> HubBuilder {
-    Hub::builder()
-        .event_type(EventTypeDef::new("order.created"))
-        .action_type(ActionTypeDef::new("notify"))
-        .action_type(ActionTypeDef::new("page"))
-        .provider(
-            "rules",
-            RuleBook::with_rules(rules).unwrap(),
-            ProviderScope::AllEvents,
-        )
+    atamo_tests::orders::builder(&["notify", "page"], rules)
 }
 
 fn notify_rule() -> Rule {
-    Rule::new(
-        "notify",
-        "order.created",
-        "mailer",
-        "notify",
-        json!({"n": "{{payload.n}}"}),
-    )
+    atamo_tests::orders::notify_rule("mailer")
 }
 
-fn order(n: u64) -> Event {
-    Event::new("order.created", Principal::user("alice"), json!({"n": n}))
-}
+use atamo_tests::orders::order;
 
 fn states(rec: &Recorder) -> Vec<(AgentState, AgentState, bool)> {
     states_of(&rec.events())

@@ -12,36 +12,20 @@ use atamo_config::{Rule, RuleBook};
 use atamo_core::agent::{agent_fn, AgentError, Reply};
 use atamo_core::failure::{RetryPolicy, EXHAUSTED_EVENT};
 use atamo_core::rules::ProviderScope;
-use atamo_core::{ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, HubBuilder, Principal};
+use atamo_core::{ActionTypeDef, AgentSpec, EventTypeDef, Hub, HubBuilder};
 use atamo_tests::{tally, Recorder, RecordingAgent};
 use serde_json::json;
 use tokio::time::Instant;
 
 fn builder(rules: Vec<Rule>) -> HubBuilder {
-    Hub::builder()
-        .event_type(EventTypeDef::new("order.created"))
-        .action_type(ActionTypeDef::new("notify"))
-        .action_type(ActionTypeDef::new("alert"))
-        .provider(
-            "rules",
-            RuleBook::with_rules(rules).unwrap(),
-            ProviderScope::AllEvents,
-        )
+    atamo_tests::orders::builder(&["notify", "alert"], rules)
 }
 
 fn notify_rule() -> Rule {
-    Rule::new(
-        "notify",
-        "order.created",
-        "flaky",
-        "notify",
-        json!({"n": "{{payload.n}}"}),
-    )
+    atamo_tests::orders::notify_rule("flaky")
 }
 
-fn order(n: u64) -> Event {
-    Event::new("order.created", Principal::user("alice"), json!({"n": n}))
-}
+use atamo_tests::orders::order;
 
 fn fast_retries(attempts: u32) -> RetryPolicy {
     RetryPolicy::attempts(attempts).backoff(Duration::from_millis(100), Duration::from_secs(5))
