@@ -64,6 +64,12 @@ pub enum AgentSource {
     },
     /// A program run and supervised by the hub (its `config` is the registration's).
     Process(Box<ProcessSpec>),
+    /// A built-in agent: `http`, `sql`, `email` or `command` (its `config` is the
+    /// registration's).
+    Builtin {
+        /// The kind.
+        kind: String,
+    },
 }
 
 /// A rule provider to register.
@@ -100,6 +106,9 @@ pub enum RegistrationError {
         /// Why.
         error: Box<LoadError>,
     },
+    /// A built-in agent's configuration is wrong.
+    #[error("{0}")]
+    Builtin(#[from] crate::builtin::ConfigProblems),
     /// A process agent could not be started.
     #[error("{id}: {message}")]
     Process {
@@ -137,6 +146,13 @@ pub struct PluginHost {
     loader: PluginLoader,
     processes: Arc<ProcessSupervisor>,
     desired: Arc<tokio::sync::Mutex<Vec<DesiredAgent>>>,
+    credentials: Arc<dyn crate::builtin::CredentialProvider>,
+}
+
+impl std::fmt::Debug for dyn crate::builtin::CredentialProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialProvider")
+    }
 }
 
 impl PluginHost {
@@ -149,7 +165,15 @@ impl PluginHost {
             control,
             loader,
             desired: Arc::default(),
+            credentials: Arc::new(crate::builtin::NoCredentials),
         }
+    }
+
+    /// Gives built-in agents the credentials of the users they act for.
+    #[must_use]
+    pub fn credentials(mut self, provider: Arc<dyn crate::builtin::CredentialProvider>) -> Self {
+        self.credentials = provider;
+        self
     }
 
     /// Loads, instantiates (or starts) and registers an agent.
@@ -173,6 +197,9 @@ impl PluginHost {
             AgentSource::Native { library, kind } => {
                 let plugin = self.loader.load(&library).map_err(load)?;
                 Arc::new(NativeAgent::new(plugin, &kind, &config, id.as_str()).map_err(load)?)
+            }
+            AgentSource::Builtin { kind } => {
+                crate::builtin::build(&kind, &id, &config, self.credentials.clone())?
             }
             AgentSource::Process(mut spec) => {
                 if spec.config != empty_object() {
