@@ -1,7 +1,7 @@
 //! PostgreSQL: a function or procedure call, its parameters bound as text, its rows streamed.
 //!
 //! The SQL text is built from the configured routine name (checked to be `[schema.]name`) and
-//! `$n` placeholders only. Every parameter is sent in text format with an unspecified type, so
+//! `$n` parameter markers only. Every parameter is sent in text format with an unspecified type, so
 //! the server infers each one's type from the routine's signature and parses the text with
 //! that type's input function: a JSON number fits `integer`, `numeric` or `text`, a string
 //! fits `date` or `uuid`, an object fits `jsonb`. Nothing the action gives reaches the SQL text.
@@ -62,7 +62,7 @@ impl Postgres {
         })
     }
 
-    /// The SQL for the call, with `n` placeholders (`names` for named notation).
+    /// The SQL for the call, with `n` parameter markers (`names` for named notation).
     fn sql(&self, params: &Params) -> Result<(String, Vec<TextParam>), AgentError> {
         let (args, values): (Vec<String>, Vec<TextParam>) = match params {
             Params::Positional(values) => values
