@@ -168,19 +168,7 @@ async fn hub_run(n: u64) -> anyhow::Result<HubRun> {
 
     let handle = hub.handle();
     let started = Instant::now();
-    for e in events {
-        handle
-            .publish(e)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    tokio::time::timeout(Duration::from_secs(120), async {
-        while done.load(Ordering::Relaxed) < n {
-            finished.notified().await;
-        }
-    })
-    .await
-    .context("the agent did not receive every event in time")?;
+    super::publish_and_wait(&handle, events, &done, &finished, Duration::from_secs(120)).await?;
     let (seen, missed) = tokio::time::timeout(Duration::from_secs(60), counter)
         .await
         .context("the telemetry subscriber did not finish")??;

@@ -80,6 +80,32 @@ pub fn runtime(threads: Option<usize>) -> anyhow::Result<(tokio::runtime::Runtim
     Ok((rt.enable_all().build()?, threads))
 }
 
+/// Publishes `events` fire-and-forget through `handle`, then waits (up to `limit`) until the
+/// agent has counted them all in `done` (it wakes `finished` on the last one).
+pub async fn publish_and_wait(
+    handle: &atamo_core::HubHandle,
+    events: Vec<atamo_core::Event>,
+    done: &std::sync::atomic::AtomicU64,
+    finished: &tokio::sync::Notify,
+    limit: std::time::Duration,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let n = events.len() as u64;
+    for e in events {
+        handle
+            .publish(e)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    tokio::time::timeout(limit, async {
+        while done.load(std::sync::atomic::Ordering::Relaxed) < n {
+            finished.notified().await;
+        }
+    })
+    .await
+    .context("the agent did not finish every action in time")
+}
+
 /// The median of some measurements.
 pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);

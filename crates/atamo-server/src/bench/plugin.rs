@@ -222,19 +222,7 @@ async fn side(which: Side, n: u64, plugin_file: &Path, process_file: &Path) -> a
         .collect();
     let handle = hub.handle();
     let started = Instant::now();
-    for e in events {
-        handle
-            .publish(e)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    tokio::time::timeout(Duration::from_secs(300), async {
-        while done.load(Ordering::Relaxed) < n {
-            finished.notified().await;
-        }
-    })
-    .await
-    .context("the agent did not finish every call in time")?;
+    super::publish_and_wait(&handle, events, &done, &finished, Duration::from_secs(300)).await?;
     let elapsed = started.elapsed();
     hub.shutdown().await;
     if let Some(agent) = process_agent {
