@@ -267,6 +267,9 @@ impl DeadLetters {
 /// setting wins until cleared.
 pub(crate) struct StatusCell {
     inner: std::sync::Mutex<StatusInner>,
+    /// The manual state, readable without the lock on every call: 0 for none, else
+    /// `state_code`.
+    manual_code: std::sync::atomic::AtomicU8,
     /// Woken when an operator changes the status, so the worker re-checks its gate.
     pub(crate) changed: tokio::sync::Notify,
 }
@@ -294,6 +297,7 @@ impl Default for StatusCell {
                 },
                 manual: None,
             }),
+            manual_code: std::sync::atomic::AtomicU8::new(0),
             changed: tokio::sync::Notify::new(),
         }
     }
@@ -306,7 +310,13 @@ impl StatusCell {
 
     /// The state an operator set, if any.
     pub(crate) fn manual(&self) -> Option<AgentState> {
-        self.lock().manual.as_ref().map(|m| m.state)
+        match self.manual_code.load(std::sync::atomic::Ordering::Acquire) {
+            1 => Some(AgentState::Unknown),
+            2 => Some(AgentState::Online),
+            3 => Some(AgentState::Degraded),
+            4 => Some(AgentState::Offline),
+            _ => None,
+        }
     }
 
     /// The status as everyone sees it.
@@ -365,6 +375,15 @@ impl StatusCell {
             reason,
             since: Timestamp::now(),
         });
+        let code = match inner.manual.as_ref().map(|m| m.state) {
+            None => 0,
+            Some(AgentState::Unknown) => 1,
+            Some(AgentState::Online) => 2,
+            Some(AgentState::Degraded) => 3,
+            Some(AgentState::Offline) => 4,
+        };
+        self.manual_code
+            .store(code, std::sync::atomic::Ordering::Release);
         let now = Self::status_of(&inner, info);
         drop(inner);
         self.changed.notify_one();

@@ -359,7 +359,9 @@ impl Worker {
                         self.release(&mut inflight, &mut sink);
                     }
                 }
-                _ = stats.status.changed.notified() => {
+                // An operator's change matters only to actions held meanwhile (new ones read
+                // the status as they come).
+                _ = stats.status.changed.notified(), if !self.held.is_empty() => {
                     sink.begin();
                     self.release(&mut inflight, &mut sink);
                 }
