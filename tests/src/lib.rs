@@ -269,3 +269,68 @@ pub mod orders {
         Event::new("order.created", Principal::user("alice"), json!({"n": n}))
     }
 }
+
+/// Building and finding plugin libraries in tests.
+pub mod plugins {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// The file name of library `name` on this platform: `libname.so`, `name.dll`, ...
+    pub fn library_file(name: &str) -> String {
+        format!(
+            "{}{name}{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        )
+    }
+
+    /// A file of the repository, by its path from the repository's root.
+    pub fn repo_file(relative: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(relative)
+    }
+
+    /// The workspace library `name` as cargo built it for the running test: `cargo test`
+    /// leaves a cdylib in `target/<profile>/deps`, `cargo build` copies it up to
+    /// `target/<profile>`; the newer wins.
+    pub fn built_library(name: &str) -> PathBuf {
+        let file = library_file(name);
+        let exe = std::env::current_exe().unwrap();
+        let deps = exe.parent().unwrap();
+        [deps.join(&file), deps.parent().unwrap().join(&file)]
+            .into_iter()
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+            .max()
+            .map(|(_, p)| p)
+            .unwrap_or_else(|| panic!("{file} is missing: build it with `cargo build --workspace`"))
+    }
+
+    /// Compiles the C file `source` against `atamo_plugin.h` into the shared library `out`
+    /// with the system C compiler (`$CC`, or `cc`), warnings as errors, declaring `target`
+    /// and the extra `defines`.
+    pub fn compile_c(source: &Path, out: &Path, target: &str, defines: &[&str]) {
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+        let mut words = cc.split_whitespace();
+        let program = words.next().unwrap_or("cc");
+        let output = Command::new(program)
+            .args(words)
+            .args([
+                "-shared", "-fPIC", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I",
+            ])
+            .arg(repo_file("crates/atamo-plugin-abi/include"))
+            .arg(format!("-DATAMO_TARGET=\"{target}\""))
+            .args(defines)
+            .arg("-o")
+            .arg(out)
+            .arg(source)
+            .output()
+            .unwrap_or_else(|e| panic!("running the C compiler `{cc}`: {e}"));
+        assert!(
+            output.status.success(),
+            "{} does not compile with {defines:?}:\n{}",
+            source.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -29,44 +29,11 @@ impl Drop for TempDir {
     }
 }
 
-fn library_file(name: &str) -> String {
-    format!(
-        "{}{name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    )
-}
+use atamo_tests::plugins::{library_file, repo_file};
 
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative)
-}
-
-/// Compiles the C file `source` into the shared library `out` with the system C compiler
-/// (`$CC`, or `cc`), declaring this host's target.
+/// Compiles the C file `source` into the shared library `out`, declaring this host's target.
 fn compile(source: &Path, out: &Path) {
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
-    let mut words = cc.split_whitespace();
-    let program = words.next().unwrap_or("cc");
-    let output = Command::new(program)
-        .args(words)
-        .args([
-            "-shared", "-fPIC", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I",
-        ])
-        .arg(repo_file("crates/atamo-plugin-abi/include"))
-        .arg(format!("-DATAMO_TARGET=\"{BUILD_TARGET}\""))
-        .arg("-o")
-        .arg(out)
-        .arg(source)
-        .output()
-        .unwrap_or_else(|e| panic!("running the C compiler `{cc}`: {e}"));
-    assert!(
-        output.status.success(),
-        "{} does not compile:\n{}",
-        source.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    atamo_tests::plugins::compile_c(source, out, BUILD_TARGET, &[]);
 }
 
 fn inspect(path: &Path) -> Output {

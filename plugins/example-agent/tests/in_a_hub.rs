@@ -12,20 +12,8 @@ use atamo_core::rules::{PlannedAction, Proposal, ProviderScope};
 use atamo_core::{ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, Principal};
 use serde_json::json;
 
-/// The library cargo built for this test (`cargo test` leaves it in `deps`).
 fn library() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let file = format!(
-        "{}atamo_example_agent{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    let deps = exe.parent().unwrap();
-    [deps.join(&file), deps.parent().unwrap().join(&file)]
-        .into_iter()
-        .filter(|p| p.exists())
-        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-        .expect("the example library was built")
+    atamo_tests::plugins::built_library("atamo_example_agent")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,18 +15,7 @@ use atamo_core::{
 use serde_json::{json, Value};
 
 fn library() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let file = format!(
-        "{}atamo_example_rules{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    let deps = exe.parent().unwrap();
-    [deps.join(&file), deps.parent().unwrap().join(&file)]
-        .into_iter()
-        .filter(|p| p.exists())
-        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-        .expect("the example library was built")
+    atamo_tests::plugins::built_library("atamo_example_rules")
 }
 
 type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;

@@ -12,7 +12,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,37 +28,7 @@ use support::{ask, hub_with, library_file};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative)
-}
-
-/// Compiles the C file `source` into the shared library `out`, declaring `target`.
-fn compile(source: &Path, out: &Path, target: &str, defines: &[&str]) {
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
-    let mut words = cc.split_whitespace();
-    let program = words.next().unwrap_or("cc");
-    let output = Command::new(program)
-        .args(words)
-        .args([
-            "-shared", "-fPIC", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I",
-        ])
-        .arg(repo_file("crates/atamo-plugin-abi/include"))
-        .arg(format!("-DATAMO_TARGET=\"{target}\""))
-        .args(defines)
-        .arg("-o")
-        .arg(out)
-        .arg(source)
-        .output()
-        .unwrap_or_else(|e| panic!("running the C compiler `{cc}`: {e}"));
-    assert!(
-        output.status.success(),
-        "{} does not compile with {defines:?}:\n{}",
-        source.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+use atamo_tests::plugins::{compile_c as compile, repo_file};
 
 /// Builds `tests/fixtures/bad_plugin.c` with `defines` into `dir` as library `name`; returns
 /// the file name.

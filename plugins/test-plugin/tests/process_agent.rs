@@ -153,6 +153,20 @@ async fn next_change(telemetry: &mut TelemetrySubscriber, agent: &str) -> Proces
     }
 }
 
+/// The agent's next process changes are its first restart: `Restarting` attempt 1, then
+/// `Started` with one restart; returns the new pid.
+async fn restarted_once(telemetry: &mut TelemetrySubscriber) -> u32 {
+    assert!(matches!(
+        next_change(telemetry, "agent").await,
+        ProcessChange::Restarting { attempt: 1, .. }
+    ));
+    let change = next_change(telemetry, "agent").await;
+    let ProcessChange::Started { pid, restarts: 1 } = change else {
+        panic!("expected Started with one restart, got {change:?}")
+    };
+    pid
+}
+
 /// The next failed action's error.
 async fn next_failure(telemetry: &mut TelemetrySubscriber) -> AgentError {
     loop {
@@ -341,15 +355,7 @@ async fn a_crash_mid_call_fails_it_as_crashed_and_the_process_restarts() {
         panic!()
     };
     assert!(reason.contains("exit status: 3"), "{reason}");
-    assert!(matches!(
-        next_change(&mut telemetry, "agent").await,
-        ProcessChange::Restarting { attempt: 1, .. }
-    ));
-    let ProcessChange::Started { pid, restarts } = next_change(&mut telemetry, "agent").await
-    else {
-        panic!()
-    };
-    assert_eq!(restarts, 1);
+    let pid = restarted_once(&mut telemetry).await;
     assert_ne!(pid, first);
     assert_eq!(agent.restarts(), 1);
 
@@ -440,14 +446,7 @@ async fn a_hung_process_is_killed_when_a_ping_goes_unanswered_and_restarted() {
         "{:?}",
         started.elapsed()
     );
-    assert!(matches!(
-        next_change(&mut telemetry, "agent").await,
-        ProcessChange::Restarting { attempt: 1, .. }
-    ));
-    assert!(matches!(
-        next_change(&mut telemetry, "agent").await,
-        ProcessChange::Started { restarts: 1, .. }
-    ));
+    restarted_once(&mut telemetry).await;
     agent.stop().await;
     hub.shutdown().await;
 }
@@ -474,14 +473,7 @@ async fn garbage_on_stdout_kills_and_restarts_the_process() {
         reason.contains("not protocol JSON") && reason.contains("this is not JSON {"),
         "{reason}"
     );
-    assert!(matches!(
-        next_change(&mut telemetry, "agent").await,
-        ProcessChange::Restarting { attempt: 1, .. }
-    ));
-    assert!(matches!(
-        next_change(&mut telemetry, "agent").await,
-        ProcessChange::Started { restarts: 1, .. }
-    ));
+    restarted_once(&mut telemetry).await;
     agent.stop().await;
     hub.shutdown().await;
 }

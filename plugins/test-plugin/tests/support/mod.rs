@@ -28,34 +28,7 @@ pub const ACTIONS: &[&str] = &[
     "exit",
 ];
 
-/// The directory cargo put this test's binary and the workspace's libraries in.
-pub fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test binary>
-    exe.parent().unwrap().parent().unwrap().to_owned()
-}
-
-/// The file name of a library on this platform: `libname.so`, `name.dll`, `libname.dylib`.
-pub fn library_file(name: &str) -> String {
-    format!(
-        "{}{name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    )
-}
-
-/// A library of the workspace as cargo built it: `cargo test` leaves a cdylib in
-/// `target/<profile>/deps`, `cargo build` copies it up to `target/<profile>`; the newer wins.
-pub fn built_library(name: &str) -> PathBuf {
-    let file = library_file(name);
-    let dir = target_dir();
-    [dir.join("deps").join(&file), dir.join(&file)]
-        .into_iter()
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| panic!("{file} is missing: build it with `cargo build --workspace`"))
-}
+pub use atamo_tests::plugins::{built_library, library_file};
 
 /// The test plugin as cargo built it.
 pub fn built_test_plugin() -> PathBuf {
