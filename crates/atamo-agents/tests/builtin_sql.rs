@@ -391,6 +391,19 @@ async fn sqlite_bad_actions_and_sql_errors_are_permanent_and_named() {
 // PostgreSQL
 
 /// A fresh schema for one test, with a `notes` table.
+/// Creates procedure `<schema>.add_note(who, body, stars)`, inserting into `<schema>.notes`.
+async fn create_add_note(client: &tokio_postgres::Client, s: &str) {
+    client
+        .batch_execute(&format!(
+            "CREATE PROCEDURE {s}.add_note(who text, body text, stars integer)
+             LANGUAGE sql AS $$
+                 INSERT INTO {s}.notes(author, body, stars) VALUES (who, body, stars)
+             $$;"
+        ))
+        .await
+        .unwrap();
+}
+
 async fn pg_schema(pg: &Pg, name: &str) -> (tokio_postgres::Client, String) {
     let client = pg.client().await;
     let schema = format!("t_{name}_{}", fastrand_u64());
@@ -461,15 +474,7 @@ async fn postgres_a_set_returning_function_with_parameters_is_a_feed() {
 async fn postgres_a_procedure_with_parameters_acts_and_an_injection_is_stored_as_text() {
     let pg = Pg::start();
     let (client, s) = pg_schema(&pg, "proc").await;
-    client
-        .batch_execute(&format!(
-            "CREATE PROCEDURE {s}.add_note(who text, body text, stars integer)
-             LANGUAGE sql AS $$
-                 INSERT INTO {s}.notes(author, body, stars) VALUES (who, body, stars)
-             $$;"
-        ))
-        .await
-        .unwrap();
+    create_add_note(&client, &s).await;
     let hub = hub(
         pg_agent(&pg, "procedure", &format!("{s}.add_note")),
         json!({"params": ["{{user}}", "{{payload.body}}", "{{payload.stars}}"]}),
@@ -540,15 +545,7 @@ async fn postgres_a_procedure_returns_its_out_values() {
 async fn postgres_sql_errors_are_permanent_with_the_database_message() {
     let pg = Pg::start();
     let (client, s) = pg_schema(&pg, "errors").await;
-    client
-        .batch_execute(&format!(
-            "CREATE PROCEDURE {s}.add_note(who text, body text, stars integer)
-             LANGUAGE sql AS $$
-                 INSERT INTO {s}.notes(author, body, stars) VALUES (who, body, stars)
-             $$;"
-        ))
-        .await
-        .unwrap();
+    create_add_note(&client, &s).await;
     let proc = format!("{s}.add_note");
     let hub = hub(pg_agent(&pg, "procedure", &proc), json!("{{payload}}"));
     let cases = [
