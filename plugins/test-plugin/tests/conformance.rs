@@ -115,11 +115,7 @@ async fn suite(agent: Arc<dyn Agent>) {
         .iter()
         .map(|a| a.payload.as_ref().clone())
         .collect();
-    let want: Vec<Value> = (0..300u64)
-        .map(|seq| json!({"seq": seq}))
-        .chain([json!({"sent": 300})])
-        .collect();
-    assert_eq!(got, want);
+    assert_eq!(got, support::feed_answers(300));
 
     // Each error kind arrives as itself.
     let r = h

@@ -13,7 +13,7 @@ use atamo_agents::native::{LoadError, NativeAgent, PluginLoader};
 use atamo_core::agent::AgentError;
 use atamo_core::request::RequestState;
 use atamo_core::{RequestOptions, TelemetryKind};
-use serde_json::{json, Value};
+use serde_json::json;
 use support::{ask, hub_with, library_file, plugins_dir};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -114,22 +114,10 @@ async fn a_feed_arrives_complete_and_in_order_through_few_credits() {
     let h = hub.handle();
     const N: u64 = 500;
     let r = h.request(ask("feed", json!({"count": N}))).await.unwrap();
-    let mut sub = h.subscribe(r.request_id).unwrap();
-    let mut seen = Vec::new();
-    while let Some(update) = tokio::time::timeout(WAIT, sub.next()).await.unwrap() {
-        if let atamo_core::RequestUpdate::Answer(a) = update {
-            seen.push(a.payload.as_ref().clone());
-            if seen.len() % 100 == 0 {
-                // A slow reader: the plugin must wait for credits, not pile answers up.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-    let expected: Vec<Value> = (0..N)
-        .map(|seq| json!({"seq": seq}))
-        .chain([json!({"sent": N})])
-        .collect();
-    assert_eq!(seen, expected);
+    assert_eq!(
+        support::read_slowly(&h, r.request_id, 100).await,
+        support::feed_answers(N)
+    );
     hub.shutdown().await;
 }
 

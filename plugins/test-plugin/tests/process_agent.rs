@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -211,21 +213,10 @@ async fn a_request_is_answered_and_a_feed_is_paced_by_credits() {
     let h = hub.handle();
     const N: u64 = 200;
     let r = h.request(ask("feed", json!({"count": N}))).await.unwrap();
-    let mut sub = h.subscribe(r.request_id).unwrap();
-    let mut seen = Vec::new();
-    while let Some(update) = tokio::time::timeout(WAIT, sub.next()).await.unwrap() {
-        if let RequestUpdate::Answer(a) = update {
-            seen.push(a.payload.as_ref().clone());
-            if seen.len() % 50 == 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-    let expected: Vec<Value> = (0..N)
-        .map(|seq| json!({"seq": seq}))
-        .chain([json!({"sent": N})])
-        .collect();
-    assert_eq!(seen, expected);
+    assert_eq!(
+        support::read_slowly(&h, r.request_id, 50).await,
+        support::feed_answers(N)
+    );
 
     // An error from the program keeps its kind.
     let done = request(

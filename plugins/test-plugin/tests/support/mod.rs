@@ -167,3 +167,33 @@ pub fn log_lines() -> Lines {
         })
         .clone()
 }
+
+/// What the test plugin's `feed` action with `count: n` answers: `{"seq": i}` for each i,
+/// then `{"sent": n}`.
+pub fn feed_answers(n: u64) -> Vec<Value> {
+    (0..n)
+        .map(|seq| json!({"seq": seq}))
+        .chain([json!({"sent": n})])
+        .collect()
+}
+
+/// Reads request `request`'s answers as they come, pausing 20 ms every `pause_every` answers
+/// (a slow reader: the agent must wait for credits rather than pile answers up).
+pub async fn read_slowly(
+    h: &atamo_core::HubHandle,
+    request: atamo_core::RequestId,
+    pause_every: usize,
+) -> Vec<Value> {
+    let mut sub = h.subscribe(request).unwrap();
+    let mut seen = Vec::new();
+    let wait = std::time::Duration::from_secs(20);
+    while let Some(update) = tokio::time::timeout(wait, sub.next()).await.unwrap() {
+        if let atamo_core::RequestUpdate::Answer(a) = update {
+            seen.push(a.payload.as_ref().clone());
+            if seen.len() % pause_every == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+    seen
+}
