@@ -66,6 +66,7 @@ pub mod ids;
 pub mod message;
 pub mod request;
 pub mod rules;
+pub mod store;
 pub mod telemetry;
 
 pub use agent::{agent_fn, Agent, AgentError, AgentSpec, CallContext, Reply};
