@@ -718,6 +718,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks the store's integrity.
     fn check(&self) -> StoreFuture<'_, CheckReport>;
+
+    /// A hint that ready actions may be waiting, for example after another node released or
+    /// redrove some (PostgreSQL's LISTEN/NOTIFY). Only a hint: the hub also claims on a timer,
+    /// so a missed notification only delays work.
+    fn wake_hint(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// Builds the audit record of a telemetry step, with the request it belongs to.

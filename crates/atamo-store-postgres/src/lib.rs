@@ -1,0 +1,1 @@
+//! Atamo's shared durable store on PostgreSQL.

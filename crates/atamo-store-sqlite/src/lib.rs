@@ -1,0 +1,1 @@
+//! Atamo's embedded durable store on SQLite.
