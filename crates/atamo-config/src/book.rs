@@ -121,6 +121,7 @@ impl CompiledRule {
                     sharing: self.rule.sharing,
                     retry: self.rule.retry,
                     fallback: self.rule.fallback.clone(),
+                    durability: self.rule.durability,
                 },
             ),
             Err(missing) => Proposal::failed(

@@ -6,6 +6,7 @@ use std::time::Duration;
 use atamo_core::failure::RetryPolicy;
 use atamo_core::message::Principal;
 use atamo_core::rules::{ShareScope, Sharing};
+use atamo_core::store::Durability;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -60,6 +61,9 @@ pub struct Rule {
     pub retry: Option<RetryPolicy>,
     /// Where its actions go while the agent is unavailable (JSON `"fallback": "agent-id"`).
     pub fallback: Option<AgentId>,
+    /// In a stateful hub, whether its actions are kept in the store (JSON `"durability":
+    /// "durable" | "memory"`); the event type's choice when unset.
+    pub durability: Option<Durability>,
 }
 
 impl Rule {
@@ -81,7 +85,16 @@ impl Rule {
             sharing: Sharing::default(),
             retry: None,
             fallback: None,
+            durability: None,
         }
+    }
+
+    /// The same rule with its own durability: `Memory` keeps its actions out of the store of
+    /// a stateful hub, `Durable` keeps them in it.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = Some(durability);
+        self
     }
 
     /// The same rule with its own retry policy.
@@ -162,6 +175,8 @@ struct RuleRepr {
     retry: Option<RetryPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fallback: Option<AgentId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    durability: Option<Durability>,
 }
 
 fn is_default_scope(scope: &ShareScope) -> bool {
@@ -213,6 +228,7 @@ impl TryFrom<RuleRepr> for Rule {
             },
             retry: repr.retry,
             fallback: repr.fallback,
+            durability: repr.durability,
         })
     }
 }
@@ -242,6 +258,7 @@ impl From<Rule> for RuleRepr {
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             retry: rule.retry,
             fallback: rule.fallback,
+            durability: rule.durability,
         }
     }
 }

@@ -404,6 +404,9 @@ pub enum RedriveError {
     /// The hub is stopping; the dead letter is kept.
     #[error("the hub is stopping; the dead letter is kept")]
     ShuttingDown,
+    /// The store of a stateful hub failed; the dead letter is kept.
+    #[error("the dead letter could not be redriven: {0}")]
+    Store(#[source] crate::store::StoreError),
 }
 
 mod ms {

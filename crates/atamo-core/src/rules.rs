@@ -90,6 +90,10 @@ pub struct PlannedAction {
     /// Where the action goes while its agent's circuit is open or the agent is offline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<AgentId>,
+    /// Whether the action is kept in the store of a stateful hub (overrides the event type's
+    /// choice and the hub's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durability: Option<crate::store::Durability>,
 }
 
 /// Who may share one agent call when identical requests (same agent, action type and payload)
@@ -136,7 +140,16 @@ impl PlannedAction {
             sharing: Sharing::default(),
             retry: None,
             fallback: None,
+            durability: None,
         }
+    }
+
+    /// Chooses whether the action is kept in the store of a stateful hub: `Durable` survives
+    /// a crash, `Memory` is faster and is lost with the process.
+    #[must_use]
+    pub fn durability(mut self, durability: crate::store::Durability) -> Self {
+        self.durability = Some(durability);
+        self
     }
 
     /// Sets how the action is tried again when it fails.

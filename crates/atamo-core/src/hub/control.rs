@@ -44,6 +44,10 @@ pub struct EventTypeDef {
         serialize_with = "crate::telemetry::ser_opt_duration_ms"
     )]
     pub keep_alive: Option<std::time::Duration>,
+    /// In a stateful hub: whether events of this type and their actions are kept in the store
+    /// (None: the hub's default, durable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durability: Option<crate::store::Durability>,
 }
 
 impl EventTypeDef {
@@ -54,7 +58,17 @@ impl EventTypeDef {
             template: MessageTemplate::any(),
             description: String::new(),
             keep_alive: None,
+            durability: None,
         }
+    }
+
+    /// In a stateful hub: whether events of this type are kept in the store (`Durable`, the
+    /// default) or only in memory (`Memory`: faster, lost in a crash). A rule may choose
+    /// otherwise for its own actions.
+    #[must_use]
+    pub fn durability(mut self, durability: crate::store::Durability) -> Self {
+        self.durability = Some(durability);
+        self
     }
 
     /// How long answers to requests of this type are kept once finished.
@@ -783,6 +797,41 @@ impl Control {
         outcome
     }
 
+    /// The store of a stateful hub (`None` for a stateless one): its audit log, dead letters,
+    /// stats and integrity check.
+    pub fn store(&self) -> Option<Arc<dyn crate::store::Store>> {
+        self.shared.durable.as_ref().map(|d| d.store.clone())
+    }
+
+    /// This node's name in the store of a stateful hub.
+    pub fn node(&self) -> Option<crate::store::NodeId> {
+        self.shared.durable.as_ref().map(|d| d.node().clone())
+    }
+
+    /// Settles the store refused because this node's lease had been taken over (the action
+    /// had been given to another node, whose outcome counts).
+    pub fn lost_leases(&self) -> u64 {
+        self.shared
+            .durable
+            .as_ref()
+            .map_or(0, |d| d.lost_leases.load(Ordering::Relaxed))
+    }
+
+    /// The audit log of a stateful hub: every step of every message, newest first, filtered
+    /// by `query`. A stateless hub keeps no audit log and answers with an empty page.
+    pub async fn audit(
+        &self,
+        query: crate::store::AuditQuery,
+    ) -> Result<crate::store::Page<crate::store::AuditRecord>, crate::store::StoreError> {
+        match &self.shared.durable {
+            Some(d) => d.store.audit(query).await,
+            None => Ok(crate::store::Page {
+                items: Vec::new(),
+                next: None,
+            }),
+        }
+    }
+
     /// The actions that failed for good, oldest first.
     pub fn dead_letters(&self) -> Vec<crate::failure::DeadLetter> {
         self.shared.dead_letters.list()
@@ -803,6 +852,23 @@ impl Control {
         use crate::failure::RedriveError;
         if !self.shared.accepting.load(Ordering::Acquire) {
             return Err(RedriveError::ShuttingDown);
+        }
+        if let Some(durable) = &self.shared.durable {
+            // A durable dead letter is made ready in the store, and the next claim runs it.
+            match durable.store.redrive(action).await {
+                Ok(true) => {
+                    let letter = self.shared.dead_letters.take(action);
+                    if let Some(letter) = letter {
+                        self.shared.bus.emit(TelemetryKind::ActionRedriven {
+                            action: letter.action.meta.clone(),
+                        });
+                    }
+                    durable.wake.notify_one();
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(error) => return Err(RedriveError::Store(error)),
+            }
         }
         let letter = self
             .shared
@@ -831,6 +897,7 @@ impl Control {
             retry: None,
             fallback: None,
             first_attempt: None,
+            lease: None,
         };
         if let Err(returned) = entry.tx.send(dispatch).await {
             let d = returned.0;

@@ -50,13 +50,25 @@ pub enum PublishError {
         /// The event, unchanged.
         event: Event,
     },
+    /// A stateful hub could not commit the event to its store; nothing of it was kept or
+    /// sent. Trying again later may work.
+    #[error("the event could not be stored: {error}")]
+    Store {
+        /// The event, unchanged.
+        event: Event,
+        /// The store's error.
+        #[source]
+        error: crate::store::StoreError,
+    },
 }
 
 impl PublishError {
     /// The event that was not accepted.
     pub fn into_event(self) -> Event {
         match self {
-            Self::Rejected { event, .. } | Self::ShuttingDown { event } => event,
+            Self::Rejected { event, .. }
+            | Self::ShuttingDown { event }
+            | Self::Store { event, .. } => event,
         }
     }
 }
@@ -123,7 +135,12 @@ pub(crate) struct Envelope {
     pub(crate) event: Event,
     pub(crate) monitor: Option<Monitor>,
     pub(crate) request: Option<Arc<RequestEntry>>,
+    /// In a stateful hub: where the router answers once the event is committed.
+    pub(crate) ack: Option<Ack>,
 }
+
+/// The router's answer to a publisher waiting for the commit.
+pub(crate) type Ack = tokio::sync::oneshot::Sender<Result<Receipt, crate::store::StoreError>>;
 
 /// The client's handle to a hub: publish events, monitor them, dry-run them.
 ///
@@ -164,7 +181,34 @@ impl HubHandle {
             event,
             monitor,
             request: None,
+            ack: None,
         })
+    }
+
+    /// Queues an envelope. In a stateful hub, waits until the router has committed the event
+    /// and returns its receipt (the first event's, for a duplicate).
+    async fn send(&self, mut env: Envelope, receipt: Receipt) -> Result<Receipt, PublishError> {
+        let committed = match &self.shared.durable {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                env.ack = Some(tx);
+                Some((rx, env.event.clone()))
+            }
+            None => None,
+        };
+        self.shared
+            .ingress
+            .send(env)
+            .await
+            .map_err(|e| PublishError::ShuttingDown { event: e.0.event })?;
+        let Some((rx, event)) = committed else {
+            return Ok(receipt);
+        };
+        match rx.await {
+            Ok(Ok(receipt)) => Ok(receipt),
+            Ok(Err(error)) => Err(PublishError::Store { event, error }),
+            Err(_) => Err(PublishError::ShuttingDown { event }),
+        }
     }
 
     fn receipt(event: &Event) -> Receipt {
@@ -179,19 +223,21 @@ impl HubHandle {
     ///
     /// An invalid event is rejected with every problem listed, and a `rejected` telemetry
     /// event; the event comes back inside the error.
+    ///
+    /// In a stateful hub it returns once the event and its actions are committed to the store,
+    /// and an event whose dedupe key was seen within the window gets the first event's receipt.
     pub async fn publish(&self, event: Event) -> Result<Receipt, PublishError> {
         let receipt = Self::receipt(&event);
         let env = self.prepare(event, None)?;
-        self.shared
-            .ingress
-            .send(env)
-            .await
-            .map_err(|e| PublishError::ShuttingDown { event: e.0.event })?;
-        Ok(receipt)
+        self.send(env, receipt).await
     }
 
     /// Like [`publish`](Self::publish) but never waits: when the ingress queue is full the
     /// event comes back in [`TryPublishError::Full`].
+    ///
+    /// In a stateful hub the event is queued for its commit but not waited for, so a crash
+    /// in the next moments can lose it, and a duplicate gets its own receipt: use `publish`
+    /// when that matters.
     pub fn try_publish(&self, event: Event) -> Result<Receipt, TryPublishError> {
         let receipt = Self::receipt(&event);
         let env = self.prepare(event, None)?;
@@ -214,11 +260,7 @@ impl HubHandle {
         let receipt = Self::receipt(&event);
         let (monitor, stream) = Monitor::new();
         let env = self.prepare(event, Some(monitor))?;
-        self.shared
-            .ingress
-            .send(env)
-            .await
-            .map_err(|e| PublishError::ShuttingDown { event: e.0.event })?;
+        let receipt = self.send(env, receipt).await?;
         Ok((receipt, stream))
     }
 
@@ -280,6 +322,7 @@ impl HubHandle {
                 .get(env.event.event_type())
                 .and_then(|t| t.keep_alive);
         }
+        env.event.meta_mut().request = Some(RequestId::generate());
         let store = &self.store;
         let entry = Arc::new(RequestEntry::new(
             env.event.meta.clone(),
@@ -296,9 +339,13 @@ impl HubHandle {
         };
         store.insert(entry.clone());
         env.request = Some(entry);
-        if let Err(e) = self.shared.ingress.send(env).await {
+        let sent = Receipt {
+            event_id: receipt.event_id,
+            correlation_id: receipt.correlation_id,
+        };
+        if let Err(e) = self.send(env, sent).await {
             store.remove(&receipt.request_id);
-            return Err(PublishError::ShuttingDown { event: e.0.event });
+            return Err(e);
         }
         Ok(receipt)
     }
@@ -354,6 +401,19 @@ impl HubHandle {
         match self.store.find(&id) {
             Found::Live(e) => e.stop(RequestState::Cancelled),
             _ => false,
+        }
+    }
+
+    /// A request's answers as a stateful hub's store keeps them, one record per action, for
+    /// the keep-alive time: what a client that comes back after the hub restarted (or after
+    /// the request left the memory cache) can still collect. Empty for a stateless hub.
+    pub async fn stored_answers(
+        &self,
+        id: RequestId,
+    ) -> Result<Vec<crate::store::ResultRecord>, crate::store::StoreError> {
+        match &self.shared.durable {
+            Some(d) => d.store.results(id).await,
+            None => Ok(Vec::new()),
         }
     }
 

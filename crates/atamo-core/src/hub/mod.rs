@@ -2,6 +2,7 @@
 //! watches.
 
 mod control;
+mod durable;
 mod handle;
 mod provider;
 mod router;
@@ -25,6 +26,7 @@ pub use control::{
     ActionTypeDef, AgentHealth, ConfigError, ConfigProblem, Control, EventTypeDef, HealthSnapshot,
     ProviderInfo, QueueDepth,
 };
+pub use durable::StoreSettings;
 pub use handle::{DryRun, HubHandle, PublishError, Receipt, TryPublishError};
 pub use provider::{CacheSettings, EventProvider, ProviderFuture, ProviderLink};
 pub use routing::{RuleOutcome, Verdict};
@@ -64,6 +66,10 @@ pub(crate) struct Shared {
     pub(crate) stores: Mutex<Vec<std::sync::Weak<RequestStore>>>,
     /// Actions that failed for good.
     pub(crate) dead_letters: crate::failure::DeadLetters,
+    /// In a stateful hub: the store and its settings.
+    pub(crate) durable: Option<Arc<durable::Durable>>,
+    /// The stateful hub's settle writer, awaited once the workers are done.
+    settler: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -202,6 +208,17 @@ impl Hub {
                     w.abandoned += t.await.unwrap_or_default().abandoned;
                 }
             }
+            // Settles of the last actions are written before the hub says it has stopped.
+            if let Some(d) = &shared.durable {
+                d.stop.cancel();
+                let settler = match shared.settler.lock() {
+                    Ok(mut g) => g.take(),
+                    Err(poisoned) => poisoned.into_inner().take(),
+                };
+                if let Some(settler) = settler {
+                    let _ = settler.await;
+                }
+            }
             (r, w)
         });
         let (r, w) = tokio::select! {
@@ -244,6 +261,9 @@ impl Drop for Hub {
             self.shared.accepting.store(false, Ordering::Release);
             self.shared.drain.cancel();
             self.shared.store_stop.cancel();
+            if let Some(d) = &self.shared.durable {
+                d.stop.cancel();
+            }
         }
     }
 }
@@ -274,6 +294,7 @@ pub struct HubBuilder {
     agents: Vec<AgentSpec>,
     providers: Vec<(ProviderId, Arc<dyn RuleProvider>, ProviderScope)>,
     dead_letters: usize,
+    durable: Option<(Arc<dyn crate::store::Store>, StoreSettings)>,
 }
 
 impl Default for HubBuilder {
@@ -293,6 +314,7 @@ impl Default for HubBuilder {
             agents: Vec::new(),
             providers: Vec::new(),
             dead_letters: 10_000,
+            durable: None,
         }
     }
 }
@@ -344,6 +366,26 @@ impl HubBuilder {
     /// (default 1024).
     pub fn answer_buffer(mut self, n: usize) -> Self {
         self.store.answer_buffer = n;
+        self
+    }
+
+    /// Makes the hub stateful: events are committed to `store` before their clients are
+    /// answered, their actions are carried out at least once across crashes, request answers
+    /// are kept in it for the keep-alive time, and every step goes to its audit log.
+    ///
+    /// Without a store the hub is stateless: faster, and what is in flight is lost with the
+    /// process.
+    pub fn store(self, store: Arc<dyn crate::store::Store>) -> Self {
+        self.store_with(store, StoreSettings::default())
+    }
+
+    /// [`store`](Self::store) with settings: node name, lease time, dedupe window, retention.
+    pub fn store_with(
+        mut self,
+        store: Arc<dyn crate::store::Store>,
+        settings: StoreSettings,
+    ) -> Self {
+        self.durable = Some((store, settings));
         self
     }
 
@@ -411,6 +453,13 @@ impl HubBuilder {
         let (tx, rx) = mpsc::channel(self.ingress_capacity);
         let bus = Arc::new(Bus::new(self.telemetry_capacity));
         let store_stop = CancellationToken::new();
+        let (durable, settles) = match self.durable {
+            Some((store, settings)) => {
+                let (d, rx) = durable::Durable::new(store, settings);
+                (Some(d), Some(rx))
+            }
+            None => (None, None),
+        };
         let (requests, timers) = RequestStore::new(self.store, bus.clone(), store_stop.clone());
         let timers = runtime.spawn(timers.instrument(tracing::info_span!("request_timers")));
         let shared = Arc::new(Shared {
@@ -430,6 +479,8 @@ impl HubBuilder {
             runtime: runtime.clone(),
             workers: Mutex::new(Vec::new()),
             dead_letters: crate::failure::DeadLetters::new(self.dead_letters),
+            durable,
+            settler: Mutex::new(None),
         });
         let control = Control {
             shared: shared.clone(),
@@ -471,6 +522,13 @@ impl HubBuilder {
             shared.abort.cancel();
             store_stop.cancel();
             return Err(ConfigError { problems });
+        }
+        if let (Some(d), Some(rx)) = (&shared.durable, settles) {
+            let writer = durable::start(&shared, d, rx);
+            match shared.settler.lock() {
+                Ok(mut g) => *g = Some(writer),
+                Err(poisoned) => *poisoned.into_inner() = Some(writer),
+            }
         }
         let router = Router::new(shared.clone());
         let task = runtime.spawn(router.run(rx).instrument(tracing::info_span!("hub_router")));

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::handle::Envelope;
+use super::durable::{action_record, event_record, Durable};
+use super::handle::{Ack, Envelope, Receipt};
 use super::routing::{AgentEntry, Planned, Routing, Verdict};
 use super::worker::Dispatch;
 use super::Shared;
 use crate::ids::ActionId;
-use crate::message::{Action, ActionMeta};
+use crate::ids::EventId;
+use crate::message::{Action, ActionMeta, Timestamp};
 use crate::rules::Proposal;
+use crate::store::{AcceptEvent, AcceptOutcome, NewAction, WriteBatch};
 use crate::telemetry::{AbandonReason, Sink, TelemetryKind};
 
 const BATCH: usize = 512;
@@ -32,11 +35,26 @@ pub(crate) struct Router {
     action_ids: Vec<Option<ActionId>>,
     dispatches: Vec<(Arc<AgentEntry>, Dispatch)>,
     abandoned: u64,
+    /// In a stateful hub: the store, and the batch's events waiting for their commit.
+    durable: Option<Arc<Durable>>,
+    pending: Vec<Pending>,
+}
+
+/// An event of a stateful hub's batch, waiting for the commit before its client is answered.
+struct Pending {
+    ack: Option<Ack>,
+    receipt: Receipt,
+    /// The event and its durable actions, when anything of it is to be stored.
+    stored: Option<AcceptEvent>,
+    request: Option<Arc<crate::request::RequestEntry>>,
 }
 
 impl Router {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let sink = Sink::new(shared.bus.clone());
+        let durable = shared.durable.clone();
+        let sink = Sink::new(shared.bus.clone())
+            .with_audit(durable.is_some())
+            .deferring_monitors(durable.is_some());
         Self {
             shared,
             sink,
@@ -45,6 +63,8 @@ impl Router {
             action_ids: Vec::new(),
             dispatches: Vec::new(),
             abandoned: 0,
+            durable,
+            pending: Vec::new(),
         }
     }
 
@@ -76,6 +96,9 @@ impl Router {
             for env in buf.drain(..) {
                 self.route(env, &routing);
             }
+            if self.durable.is_some() {
+                self.commit().await;
+            }
             // Telemetry of routing goes out before the actions, so no agent's outcome can be
             // published ahead of the dispatch it follows.
             self.sink.flush();
@@ -92,7 +115,29 @@ impl Router {
             event,
             monitor,
             request,
+            ack,
         } = env;
+        // In a stateful hub, the event's durable actions are collected for its commit.
+        let mut stored = self.durable.as_ref().map(|_| AcceptEvent {
+            event: event_record(&event, Timestamp::now()),
+            dedupe_window: self
+                .durable
+                .as_ref()
+                .map(|d| d.settings.dedupe_window)
+                .unwrap_or_default(),
+            actions: Vec::new(),
+        });
+        if let Some(s) = &mut stored {
+            // Requests are never deduplicated: each has its own answers.
+            if request.is_some() {
+                s.event.dedupe_key = None;
+            }
+        }
+        let type_durability = routing
+            .event_types
+            .get(event.event_type())
+            .and_then(|t| t.durability);
+        let mut any_durable = false;
         let monitor = monitor.as_ref();
         let meta = event.meta().clone();
         self.sink.emit(
@@ -132,6 +177,10 @@ impl Router {
                             .and_then(|t| t.retry)
                     });
                     let fallback = plan.fallback;
+                    let lease = match &self.durable {
+                        Some(d) if d.is_durable(plan.durability, type_durability) => Some(1),
+                        _ => None,
+                    };
                     let action = Action::new(
                         ActionMeta {
                             id,
@@ -154,18 +203,26 @@ impl Router {
                     if let Some(r) = &request {
                         r.add_part(action.agent().clone(), id);
                     }
-                    self.dispatches.push((
-                        entry,
-                        Dispatch {
-                            action,
-                            monitor: monitor.cloned(),
-                            request: request.clone(),
-                            sharing,
-                            retry,
-                            fallback,
-                            first_attempt: None,
-                        },
-                    ));
+                    let dispatch = Dispatch {
+                        action,
+                        monitor: monitor.cloned(),
+                        request: request.clone(),
+                        sharing,
+                        retry,
+                        fallback,
+                        first_attempt: None,
+                        lease,
+                    };
+                    if let (Some(s), Some(d)) = (&mut stored, &self.durable) {
+                        if lease.is_some() {
+                            any_durable = true;
+                            s.actions.push(NewAction {
+                                record: action_record(&dispatch),
+                                lease: Some((d.node().clone(), d.settings.lease)),
+                            });
+                        }
+                    }
+                    self.dispatches.push((entry, dispatch));
                 }
                 (
                     Verdict::Merged {
@@ -235,6 +292,98 @@ impl Router {
         }
         if let Some(r) = &request {
             r.routing_done();
+        }
+        if self.durable.is_some() {
+            // An event is stored when it is durable itself or has a durable action.
+            let durable_type = self
+                .durable
+                .as_ref()
+                .is_some_and(|d| d.is_durable(None, type_durability));
+            self.pending.push(Pending {
+                ack,
+                receipt: Receipt {
+                    event_id: meta.id,
+                    correlation_id: meta.correlation_id,
+                },
+                stored: stored.filter(|_| durable_type || any_durable),
+                request,
+            });
+        } else if let Some(ack) = ack {
+            let _ = ack.send(Ok(Receipt {
+                event_id: meta.id,
+                correlation_id: meta.correlation_id,
+            }));
+        }
+    }
+
+    /// Commits the batch's events, their durable actions and the audit of their routing in
+    /// one store write, then answers each client: its receipt, the first event's receipt for a
+    /// duplicate, or the store's error. Duplicates and events the store refused are neither
+    /// delivered nor reported.
+    async fn commit(&mut self) {
+        let Some(durable) = self.durable.clone() else {
+            return;
+        };
+        let mut batch = WriteBatch {
+            audit: self.sink.take_audit(),
+            ..WriteBatch::default()
+        };
+        let mut stored_at = Vec::new();
+        for (i, p) in self.pending.iter_mut().enumerate() {
+            if let Some(s) = p.stored.take() {
+                stored_at.push(i);
+                batch.accepts.push(s);
+            }
+        }
+        if batch.is_empty() {
+            for p in self.pending.drain(..) {
+                if let Some(ack) = p.ack {
+                    let _ = ack.send(Ok(p.receipt));
+                }
+            }
+            return;
+        }
+        let mut answers: Vec<Result<Receipt, crate::store::StoreError>> =
+            self.pending.iter().map(|p| Ok(p.receipt)).collect();
+        let mut refused: Vec<EventId> = Vec::new();
+        match durable.store.write(batch).await {
+            Ok(out) => {
+                for (i, outcome) in stored_at.into_iter().zip(out.accepted) {
+                    if let AcceptOutcome::Duplicate {
+                        event_id,
+                        correlation_id,
+                    } = outcome
+                    {
+                        refused.push(self.pending[i].receipt.event_id);
+                        answers[i] = Ok(Receipt {
+                            event_id,
+                            correlation_id,
+                        });
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, events = self.pending.len(), "events not committed");
+                for (i, p) in self.pending.iter().enumerate() {
+                    refused.push(p.receipt.event_id);
+                    answers[i] = Err(error.clone());
+                }
+            }
+        }
+        if !refused.is_empty() {
+            self.sink.retain_events(|id| !refused.contains(&id));
+            self.dispatches
+                .retain(|(_, d)| !refused.contains(&d.action.meta.event.id));
+        }
+        for (p, answer) in self.pending.drain(..).zip(answers) {
+            if answer.is_err() {
+                if let Some(r) = &p.request {
+                    r.stop(crate::request::RequestState::Failed);
+                }
+            }
+            if let Some(ack) = p.ack {
+                let _ = ack.send(answer);
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::durable::Durable;
 use super::routing::{panic_message, AgentStats};
 use super::HubHandle;
 use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, ProbeFuture, Reply};
@@ -30,9 +31,11 @@ use crate::failure::{
 use crate::ids::AgentId;
 use crate::ids::{ActionId, ActionType, TenantId, UserId};
 use crate::message::Action;
+use crate::message::Timestamp;
 use crate::message::{Event, Origin};
 use crate::request::{CallGroup, RequestEntry, RequestSink, RequestState};
 use crate::rules::{ShareScope, Sharing};
+use crate::store::{later, ResultRecord, Settlement, WriteBatch};
 use crate::telemetry::{AbandonReason, Monitor, Sink, TelemetryKind};
 use tokio_util::time::DelayQueue;
 
@@ -50,6 +53,9 @@ pub(crate) struct Dispatch {
     pub(crate) fallback: Option<AgentId>,
     /// When the first attempt started (for the policy's time limit).
     pub(crate) first_attempt: Option<Instant>,
+    /// In a stateful hub, for a durable action: the attempt this node's lease holds (the
+    /// fencing token its settle names).
+    pub(crate) lease: Option<u32>,
 }
 
 impl Dispatch {
@@ -61,6 +67,7 @@ impl Dispatch {
             meta: Arc::new(meta),
             payload: self.action.payload.clone(),
         };
+        self.lease = self.lease.map(|l| l + 1);
         self
     }
 }
@@ -181,6 +188,9 @@ pub(crate) struct Worker {
     held: std::collections::VecDeque<Held>,
     /// Whether the automatic status is `Online` (saves a lock per successful call).
     online: bool,
+    /// In a stateful hub: the store, and the settles of this round, written at its end.
+    durable: Option<Arc<Durable>>,
+    settles: WriteBatch,
 }
 
 /// A recent call's answers, reusable until `until`.
@@ -243,6 +253,7 @@ impl Worker {
         hub: HubHandle,
     ) -> Self {
         let cancel = Arc::new(hub.shared.abort.clone());
+        let durable = hub.shared.durable.clone();
         let breaker = info.breaker.clone().map(Breaker::new);
         Self {
             info,
@@ -259,12 +270,65 @@ impl Worker {
             breaker,
             held: std::collections::VecDeque::new(),
             online: false,
+            durable,
+            settles: WriteBatch::default(),
         }
+    }
+
+    /// Records how a durable action's attempt ended, to be written at the end of the round.
+    fn settle(&mut self, d: &Dispatch, outcome: Settlement) {
+        if let (Some(durable), Some(lease)) = (&self.durable, d.lease) {
+            let settle = durable.settle_of(lease, &d.action, outcome);
+            self.settles.settles.push(settle);
+        }
+    }
+
+    /// Keeps a durable request's answers in the store for its keep-alive time.
+    fn keep_result(
+        &mut self,
+        d: &Dispatch,
+        history: Option<&[Arc<Value>]>,
+        result: &Result<Reply, AgentError>,
+    ) {
+        let (Some(_), Some(_), Some(entry)) = (&self.durable, d.lease, &d.request) else {
+            return;
+        };
+        let keep = entry
+            .options
+            .keep_alive
+            .unwrap_or(self.hub.shared.requests.config.keep_alive);
+        let outcome = match result {
+            Ok(reply) => Ok(reply.payload.clone().unwrap_or(Value::Null)),
+            Err(e) => Err(serde_json::to_value(e).unwrap_or(Value::Null)),
+        };
+        self.settles.results.push(ResultRecord {
+            request: entry.id,
+            action: d.action.id(),
+            agent: d.action.agent().clone(),
+            tenant: d.action.principal().tenant.clone(),
+            answers: history
+                .unwrap_or_default()
+                .iter()
+                .map(|a| (**a).clone())
+                .collect(),
+            outcome,
+            expires_at: later(Timestamp::now(), keep),
+        });
+    }
+
+    /// Writes the round's settles, results and audit records.
+    async fn write_settles(&mut self, sink: &mut Sink) {
+        let Some(durable) = &self.durable else {
+            return;
+        };
+        let mut batch = std::mem::take(&mut self.settles);
+        batch.audit = sink.take_audit();
+        durable.settle(batch).await;
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Dispatch>) -> WorkerReport {
         let shared = self.hub.shared.clone();
-        let mut sink = Sink::new(shared.bus.clone());
+        let mut sink = Sink::new(shared.bus.clone()).with_audit(self.durable.is_some());
         let mut inflight: FuturesUnordered<InFlight> = FuturesUnordered::new();
         let mut buf = Vec::with_capacity(BATCH);
         let mut closed = false;
@@ -301,6 +365,7 @@ impl Worker {
                     sink.begin();
                     report.abandoned = self.abandon(&mut inflight, &mut rx, &mut sink);
                     sink.flush();
+                    self.write_settles(&mut sink).await;
                     break;
                 }
                 Some(done) = inflight.next(), if !inflight.is_empty() => {
@@ -384,6 +449,9 @@ impl Worker {
                 _ = shared.intake_done.cancelled(), if rx.is_empty() && inflight.is_empty() && self.retries.is_empty() && self.held.is_empty() => break,
             }
             sink.flush();
+            if self.durable.is_some() {
+                self.write_settles(&mut sink).await;
+            }
         }
         report
     }
@@ -668,6 +736,9 @@ impl Worker {
             });
             entry.end_part(d.action.id(), &reply);
             let from = recent.from;
+            let answers = recent.answers.clone();
+            self.keep_result(&d, Some(&answers), &reply);
+            self.settle(&d, Settlement::Done);
             sink.emit(
                 TelemetryKind::ActionServedFromCache {
                     action: d.action.meta.clone(),
@@ -838,6 +909,14 @@ impl Worker {
                     },
                     d.monitor.as_ref(),
                 );
+                if let Some(durable) = &self.durable {
+                    let held = durable.held_retry(
+                        Timestamp::now(),
+                        after,
+                        serde_json::to_value(error).unwrap_or(Value::Null),
+                    );
+                    self.settle(&d, held);
+                }
                 // The request's call group stays open across attempts: its members (and any
                 // identical request joining meanwhile) get the outcome of the last attempt.
                 let key = self.next_retry;
@@ -854,6 +933,10 @@ impl Worker {
             }
         }
         let mut followers = Vec::new();
+        let history = match (&self.durable, &group) {
+            (Some(_), Some(g)) => g.group.history(),
+            _ => None,
+        };
         if let Some(GroupRef { group, key }) = group {
             // Every member request, the leader's first, gets the call's end.
             for (entry, action) in group.close() {
@@ -882,6 +965,18 @@ impl Worker {
         if let Err(error) = &result {
             if !matches!(error, AgentError::Cancelled) {
                 self.dead_letter(&d, error, sink);
+            }
+        }
+        if self.durable.is_some() {
+            let outcome = match &result {
+                Err(AgentError::Cancelled) | Ok(_) => Settlement::Done,
+                Err(error) => Settlement::Dead {
+                    error: serde_json::to_value(error).unwrap_or(Value::Null),
+                },
+            };
+            for f in std::iter::once(&d).chain(followers.iter()) {
+                self.keep_result(f, history.as_deref(), &result);
+                self.settle(f, outcome.clone());
             }
         }
         for f in std::iter::once(d).chain(followers) {
@@ -1008,8 +1103,14 @@ impl Worker {
         sink: &mut Sink,
     ) -> u64 {
         let mut n = 0;
+        let durable = self.durable.clone();
+        let mut released = Vec::new();
         let mut report = |d: Dispatch, sink: &mut Sink| {
             n += 1;
+            // Given back: another node, or this one after a restart, carries it out.
+            if let (Some(durable), Some(lease)) = (&durable, d.lease) {
+                released.push(durable.settle_of(lease, &d.action, Settlement::Release));
+            }
             if let Some(r) = &d.request {
                 r.stop(RequestState::Cancelled);
             }
@@ -1060,6 +1161,7 @@ impl Worker {
         while let Ok(d) = rx.try_recv() {
             report(d, sink);
         }
+        self.settles.settles.extend(released);
         if n > 0 {
             tracing::warn!(agent = %self.info.id, abandoned = n, "shutdown deadline passed; actions abandoned");
         }

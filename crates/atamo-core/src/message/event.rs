@@ -46,6 +46,9 @@ pub struct EventMeta {
     /// Set when an agent published this event as a follow-up of one of its actions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// Set when the event was sent as a request: the request's id.
+    #[serde(rename = "request_id", skip_serializing_if = "Option::is_none")]
+    pub request: Option<crate::ids::RequestId>,
 }
 
 /// The agent action that published a follow-up event. The hub never routes a follow-up event
@@ -76,6 +79,7 @@ impl Event {
                 correlation_id: CorrelationId::generate(),
                 dedupe_key: None,
                 origin: None,
+                request: None,
             },
             payload: Value::Object(Default::default()),
         }

@@ -90,7 +90,7 @@ impl RequestEntry {
         store: Weak<RequestStore>,
     ) -> Self {
         Self {
-            id: RequestId::generate(),
+            id: event.request.unwrap_or_else(RequestId::generate),
             event,
             options,
             cancel: Arc::new(cancel),

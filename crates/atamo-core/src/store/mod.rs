@@ -47,7 +47,7 @@ pub use memory::MemoryStore;
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// Why a store operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database could not be reached or refused the operation; trying again may work.
@@ -125,6 +125,17 @@ pub fn earlier(t: Timestamp, d: Duration) -> Timestamp {
 /// Converts a timestamp to a `SystemTime` (for display).
 pub fn system_time(t: Timestamp) -> SystemTime {
     t.to_system_time()
+}
+
+/// Whether a message survives a crash of a stateful hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Committed to the store before the client is answered; carried out after a crash.
+    #[default]
+    Durable,
+    /// Held in memory only: faster, and lost with the process.
+    Memory,
 }
 
 /// The name of a hub node holding leases. Each process picks its own (host, pid and a random
@@ -727,8 +738,8 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// Builds the audit record of a telemetry step, with the request it belongs to.
-pub fn audit_record(step: &crate::TelemetryEvent, request: Option<RequestId>) -> AuditRecord {
+/// Builds the audit record of a telemetry step.
+pub fn audit_record(step: &crate::TelemetryEvent) -> AuditRecord {
     let event = step.event();
     let action = step.action();
     let agent = action
@@ -740,7 +751,7 @@ pub fn audit_record(step: &crate::TelemetryEvent, request: Option<RequestId>) ->
         step: step.name().to_owned(),
         event_id: event.map(|e| e.id),
         correlation_id: event.map(|e| e.correlation_id),
-        request_id: request,
+        request_id: event.and_then(|e| e.request),
         action_id: action.map(|a| a.id),
         event_type: event.map(|e| e.event_type.clone()),
         user: event.map(|e| e.principal.user.clone()),

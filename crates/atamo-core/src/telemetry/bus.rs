@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use super::{Monitor, TelemetryEvent, TelemetryKind};
+use crate::ids::EventId;
 use crate::message::Timestamp;
+use crate::store::{audit_record, AuditRecord};
 
 /// A run of telemetry events sent together. Stages of the hub buffer their events and publish
 /// them once per batch of work, which keeps telemetry cheap at high rates.
@@ -174,11 +176,18 @@ fn lock(m: &Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
 }
 
 /// A stage's buffer of telemetry, flushed to the bus once per batch of work.
+///
+/// In a stateful hub every step is also kept for the audit log (taken with
+/// [`take_audit`](Self::take_audit) and written with the stage's store batch), and the router
+/// defers its monitors' steps until its batch is committed, so that a step of an event the store
+/// refused (a duplicate) reaches nobody.
 pub(crate) struct Sink {
     bus: Arc<Bus>,
     buf: Vec<TelemetryEvent>,
     enabled: bool,
     now: Timestamp,
+    audit: Option<Vec<AuditRecord>>,
+    deferred: Option<Vec<(TelemetryEvent, Monitor)>>,
 }
 
 impl Sink {
@@ -188,6 +197,37 @@ impl Sink {
             buf: Vec::new(),
             enabled: true,
             now: Timestamp::now(),
+            audit: None,
+            deferred: None,
+        }
+    }
+
+    /// Keeps every step for the audit log too.
+    pub(crate) fn with_audit(mut self, audit: bool) -> Self {
+        self.audit = audit.then(Vec::new);
+        self
+    }
+
+    /// Sends monitors their steps at [`flush`](Self::flush) rather than at once.
+    pub(crate) fn deferring_monitors(mut self, defer: bool) -> Self {
+        self.deferred = defer.then(Vec::new);
+        self
+    }
+
+    /// The audit records of the steps since the last call.
+    pub(crate) fn take_audit(&mut self) -> Vec<AuditRecord> {
+        self.audit.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Forgets the buffered steps of events `keep` refuses (steps concerning no event stay).
+    pub(crate) fn retain_events(&mut self, keep: impl Fn(EventId) -> bool) {
+        let keep_step = |ev: &TelemetryEvent| ev.event_id().is_none_or(&keep);
+        self.buf.retain(keep_step);
+        if let Some(d) = &mut self.deferred {
+            d.retain(|(ev, _)| keep_step(ev));
+        }
+        if let Some(a) = &mut self.audit {
+            a.retain(|r| r.event_id.is_none_or(&keep));
         }
     }
 
@@ -201,12 +241,18 @@ impl Sink {
 
     /// Records a step for the bus and for the message's monitor, if it has one.
     pub(crate) fn emit(&mut self, kind: TelemetryKind, monitor: Option<&Monitor>) {
-        if !self.enabled && monitor.is_none() {
+        if !self.enabled && monitor.is_none() && self.audit.is_none() {
             return;
         }
         let ev = TelemetryEvent { at: self.now, kind };
+        if let Some(a) = &mut self.audit {
+            a.push(audit_record(&ev));
+        }
         if let Some(m) = monitor {
-            m.send(ev.clone());
+            match &mut self.deferred {
+                Some(d) => d.push((ev.clone(), m.clone())),
+                None => m.send(ev.clone()),
+            }
         }
         if self.enabled {
             self.buf.push(ev);
@@ -214,6 +260,11 @@ impl Sink {
     }
 
     pub(crate) fn flush(&mut self) {
+        if let Some(d) = &mut self.deferred {
+            for (ev, m) in d.drain(..) {
+                m.send(ev);
+            }
+        }
         if !self.buf.is_empty() {
             let cap = self.buf.capacity();
             let events = std::mem::replace(&mut self.buf, Vec::with_capacity(cap));
