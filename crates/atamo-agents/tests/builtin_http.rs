@@ -468,6 +468,17 @@ async fn method_query_and_headers_come_from_the_action() {
     assert_eq!(got.header("x-trace"), Some("t-1"));
     assert!(got.body.is_empty());
     assert_eq!(got.header("authorization"), None);
+    // The action id, so that the endpoint can recognise a repeated delivery.
+    let key = got.header("idempotency-key").expect("an idempotency key");
+    assert_eq!(key.len(), 36, "{key}");
+    call(&hub, "alice", json!({"path": "/again"}))
+        .await
+        .unwrap();
+    assert_ne!(
+        server.log.last().header("idempotency-key"),
+        Some(key),
+        "one per action"
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod bench;
 mod plugin;
+mod store;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,11 @@ enum Command {
         #[command(subcommand)]
         command: plugin::Plugin,
     },
+    /// Look at a stateful hub's store: integrity, queue depths, sizes.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -41,5 +47,6 @@ fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Bench { which } => bench::run(which).map(|()| ExitCode::SUCCESS),
         Command::Plugin { command } => plugin::run(command),
+        Command::Store { command } => store::run(command),
     }
 }

@@ -1,1 +1,373 @@
-//! Atamo's embedded durable store on SQLite.
+//! Atamo's embedded durable store: the [`Store`] of a stateful hub in one SQLite file, with a
+//! write-ahead log and group commit.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use atamo_core::store::{AcceptEvent, ActionRecord, EventHeader, EventRecord, NewAction, NodeId, Store, WriteBatch};
+//! use atamo_core::{ActionId, CorrelationId, EventId, Principal};
+//! use atamo_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+//! use serde_json::json;
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let store = SqliteStore::open(
+//!     dir.path().join("hub/state.db"),
+//!     SqliteOptions::default().synchronous(Synchronous::Normal),
+//! )
+//! .await?;
+//!
+//! // Accept an event with one action waiting for any node.
+//! let event = EventRecord {
+//!     id: EventId::generate(),
+//!     event_type: "order.created".into(),
+//!     principal: Principal::user("alice"),
+//!     correlation_id: CorrelationId::generate(),
+//!     dedupe_key: None,
+//!     origin: None,
+//!     request: None,
+//!     payload: json!({"order": {"id": 7}}),
+//!     accepted_at: atamo_core::message::Timestamp::now(),
+//! };
+//! let action = ActionRecord {
+//!     id: ActionId::generate(),
+//!     agent: "mailer".into(),
+//!     action_type: "email.send".into(),
+//!     rule: None,
+//!     provider: None,
+//!     event: EventHeader {
+//!         id: event.id,
+//!         event_type: event.event_type.clone(),
+//!         principal: event.principal.clone(),
+//!         correlation_id: event.correlation_id,
+//!         dedupe_key: None,
+//!         origin: None,
+//!     },
+//!     request: None,
+//!     payload: json!({"to": "alice"}),
+//!     retry: None,
+//!     fallback: None,
+//! };
+//! let batch = WriteBatch {
+//!     accepts: vec![AcceptEvent {
+//!         event,
+//!         dedupe_window: Duration::ZERO,
+//!         actions: vec![NewAction { record: action.clone(), lease: None }],
+//!     }],
+//!     ..WriteBatch::default()
+//! };
+//! store.write(batch).await?;
+//!
+//! // A node claims it.
+//! let claimed = store.claim(&NodeId::new("node-1"), 10, Duration::from_secs(30)).await?;
+//! assert_eq!(claimed[0].record.id, action.id);
+//! assert!(store.check().await?.ok());
+//! store.close().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # How it works
+//! - **One writer.** A dedicated thread owns the only write connection. Writes, claims,
+//!   heartbeats, lease recovery, redrives and prunes are commands sent to it over a bounded
+//!   queue. It takes every command waiting (up to [`SqliteOptions::max_batch_items`]) and runs
+//!   them in one `BEGIN IMMEDIATE` transaction, each in its own savepoint, then answers each
+//!   caller once the commit is durable (**group commit**: under load, one sync serves many
+//!   callers). A command that fails is undone alone; a transaction that fails fails all of its
+//!   callers.
+//! - **Readers.** Reads (actions, dead letters, results, events, the audit log, stats, the
+//!   check) use separate read connections on blocking threads; in WAL mode they never wait for
+//!   the writer.
+//! - **Opening** creates the file and its parent folders if missing, migrates the schema
+//!   (versioned by `PRAGMA user_version`; a newer version is refused with
+//!   [`StoreError::Corrupt`]) and makes leases that
+//!   expired while the store was closed ready again.
+//! - **Closing** ([`SqliteStore::close`], or dropping the store) lets the writer finish the
+//!   queued commands, then truncates the WAL.
+//! - **Time** comes from [`SqliteOptions::clock`]; SQL never reads the time itself.
+//!
+//! # Options ([`SqliteOptions`])
+//! | option | default | meaning |
+//! | --- | --- | --- |
+//! | `clock` | [`SystemClock`](atamo_core::store::SystemClock) | where the time comes from |
+//! | `synchronous` | [`Synchronous::Full`] | `PRAGMA synchronous` of the writer |
+//! | `max_batch_items` | 1024 | commands merged into one transaction at most |
+//! | `checkpoint_pages` | 4000 | PASSIVE WAL checkpoint after about this many pages |
+//! | `busy_timeout` | 5 s | wait for a lock held by another process |
+//! | `readers` | 4 | read connections in use at once |
+//!
+//! # Schema (version 1)
+//! `events`, `dedupe`, `actions`, `results` and `audit` tables: the record as JSON in `body`
+//! next to the columns queries filter on. Dead-letter cursors are `actions.seq`, audit cursors
+//! `audit.seq`.
+
+mod codec;
+mod ops;
+mod options;
+mod reads;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use atamo_core::message::Timestamp;
+use atamo_core::store::{
+    ActionRow, AuditQuery, AuditRecord, CheckReport, Claimed, Clock, Cursor, EventRecord, NodeId,
+    Page, PruneReport, ResultRecord, Retention, Store, StoreError, StoreFuture, StoreStats,
+    WriteBatch, WriteOutcome,
+};
+use atamo_core::{ActionId, EventId, RequestId};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+pub use options::{SqliteOptions, Synchronous};
+pub use schema::SCHEMA_VERSION;
+
+use reads::Readers;
+use writer::{Command, Writer};
+
+/// The [`Store`] on one SQLite file. See the [crate documentation](crate).
+///
+/// Open it with [`SqliteStore::open`]; close it with [`SqliteStore::close`] (or drop it, which
+/// waits for the writer thread to finish the queued commands).
+pub struct SqliteStore {
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    commands: Option<mpsc::Sender<Command>>,
+    writer: Option<JoinHandle<()>>,
+    commits: Arc<AtomicU64>,
+    readers: Readers,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the store at `path`, creating the file and its parent folders if missing.
+    ///
+    /// Async because opening migrates the schema and recovers expired leases (blocking work,
+    /// done on a blocking thread); it needs a Tokio runtime, as every other method does.
+    ///
+    /// Fails with [`StoreError::Corrupt`] for a file that is not a database or has a newer
+    /// schema version, and with [`StoreError::Unavailable`] when the file cannot be opened.
+    pub async fn open(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, options))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the store failed: {e}")))?
+    }
+
+    fn open_blocking(path: PathBuf, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = Writer::open(&path, &options, commits.clone())?;
+        let (commands, rx) = mpsc::channel(options.max_batch_items.max(1));
+        let handle = std::thread::Builder::new()
+            .name("atamo-sqlite-writer".to_owned())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+        Ok(SqliteStore {
+            readers: Readers::new(path.clone(), options.busy_timeout, options.readers),
+            path,
+            clock: options.clock,
+            commands: Some(commands),
+            writer: Some(handle),
+            commits,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Transactions the writer committed since the store was opened (including the one that
+    /// recovered leases at open). Concurrent writes share transactions, so under load this
+    /// grows much more slowly than the number of writes.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// `PRAGMA synchronous` as the write connection reads it back.
+    pub async fn synchronous(&self) -> Result<Synchronous, StoreError> {
+        let level = self.call(|conn, _| ops::synchronous(conn)).await?;
+        Synchronous::from_level(level)
+            .ok_or_else(|| StoreError::Unavailable(format!("unexpected synchronous level {level}")))
+    }
+
+    /// A baseline for benchmarks: inserts the event and action rows of `batches` into the same
+    /// tables with plain `INSERT`s (no dedupe lookups, no settles, results or audit), one
+    /// transaction per batch, through the same writer thread with the same `synchronous`
+    /// setting. Returns the number of rows inserted.
+    pub async fn baseline_insert(&self, batches: Vec<WriteBatch>) -> Result<u64, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let command = Command::Alone(Box::new(move |writer: &mut Writer| {
+            let mut rows = 0;
+            let mut outcome = Ok(());
+            for batch in &batches {
+                match writer.transaction(|conn, now| ops::baseline_batch(conn, batch, now)) {
+                    Ok(n) => rows += n,
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+            let _ = reply.send(outcome.map(|()| rows));
+        }));
+        self.send(command).await?;
+        rx.await.map_err(|_| writer_gone())?
+    }
+
+    /// Stops the writer once it has finished the queued commands, truncates the WAL and closes
+    /// the database, without blocking the runtime.
+    pub async fn close(mut self) -> Result<(), StoreError> {
+        drop(self.commands.take());
+        if let Some(handle) = self.writer.take() {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("closing the store failed: {e}")))?
+                .map_err(|_| StoreError::Unavailable("the store writer panicked".to_owned()))?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, command: Command) -> Result<(), StoreError> {
+        let commands = self.commands.as_ref().ok_or(StoreError::Closed)?;
+        commands.send(command).await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `work` on the writer thread, in the transaction of its group.
+    async fn call<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, Timestamp) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (command, rx) = writer::grouped(work);
+        self.send(command).await?;
+        rx.await.map_err(|_| writer_gone())?
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the store writer stopped".to_owned())
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        drop(self.commands.take());
+        if let Some(handle) = self.writer.take() {
+            // The writer finishes the queued commands and checkpoints; that is quick, and
+            // waiting for it means the file is closed once the store is gone.
+            if handle.join().is_err() {
+                tracing::warn!("the store writer panicked");
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn write(&self, batch: WriteBatch) -> StoreFuture<'_, WriteOutcome> {
+        Box::pin(async move {
+            if batch.is_empty() {
+                return Ok(WriteOutcome::default());
+            }
+            self.call(move |conn, now| ops::write(conn, batch, now))
+                .await
+        })
+    }
+
+    fn claim(&self, node: &NodeId, limit: usize, lease: Duration) -> StoreFuture<'_, Vec<Claimed>> {
+        let node = node.clone();
+        Box::pin(async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            self.call(move |conn, now| ops::claim(conn, &node, limit, lease, now))
+                .await
+        })
+    }
+
+    fn heartbeat(&self, node: &NodeId, lease: Duration) -> StoreFuture<'_, u64> {
+        let node = node.clone();
+        Box::pin(self.call(move |conn, now| ops::heartbeat(conn, &node, lease, now)))
+    }
+
+    fn recover_expired(&self) -> StoreFuture<'_, u64> {
+        Box::pin(self.call(ops::recover_expired))
+    }
+
+    fn action(&self, id: ActionId) -> StoreFuture<'_, Option<ActionRow>> {
+        Box::pin(self.readers.run(move |conn| reads::action(conn, id)))
+    }
+
+    fn dead_letters(
+        &self,
+        cursor: Option<Cursor>,
+        limit: usize,
+    ) -> StoreFuture<'_, Page<ActionRow>> {
+        Box::pin(
+            self.readers
+                .run(move |conn| reads::dead_letters(conn, cursor, limit)),
+        )
+    }
+
+    fn redrive(&self, id: ActionId) -> StoreFuture<'_, bool> {
+        Box::pin(self.call(move |conn, now| ops::redrive(conn, id, now)))
+    }
+
+    fn results(&self, request: RequestId) -> StoreFuture<'_, Vec<ResultRecord>> {
+        let now = self.clock.now();
+        Box::pin(
+            self.readers
+                .run(move |conn| reads::results(conn, request, now)),
+        )
+    }
+
+    fn event(&self, id: EventId) -> StoreFuture<'_, Option<EventRecord>> {
+        Box::pin(self.readers.run(move |conn| reads::event(conn, id)))
+    }
+
+    fn audit(&self, query: AuditQuery) -> StoreFuture<'_, Page<AuditRecord>> {
+        Box::pin(self.readers.run(move |conn| reads::audit(conn, &query)))
+    }
+
+    fn prune(&self, retention: &Retention) -> StoreFuture<'_, PruneReport> {
+        let retention = retention.clone();
+        Box::pin(self.call(move |conn, now| ops::prune(conn, &retention, now)))
+    }
+
+    fn stats(&self) -> StoreFuture<'_, StoreStats> {
+        let now = self.clock.now();
+        let path = self.path.clone();
+        Box::pin(self.readers.run(move |conn| {
+            let mut stats = reads::stats(conn, now)?;
+            stats.size_bytes = Some(reads::size_on_disk(&path));
+            Ok(stats)
+        }))
+    }
+
+    fn check(&self) -> StoreFuture<'_, CheckReport> {
+        Box::pin(self.readers.run(reads::check))
+    }
+}

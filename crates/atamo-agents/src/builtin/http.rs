@@ -5,7 +5,8 @@
 //! details: method, path, query, JSON body and extra headers, usually filled by a rule's template
 //! from the event. The credential of (agent, event user) from the [`CredentialProvider`] is sent
 //! with the request: a token as `Authorization: Bearer`, a password as basic auth, an API key in
-//! its header.
+//! its header. Every request carries `Idempotency-Key: <action id>`, the same for every attempt
+//! of an action (and after a restart of a stateful hub), so the endpoint can ignore repeats.
 //!
 //! The response becomes the call's answer (see [`HttpAgent`]). `429` and `5xx` are retryable
 //! (with the server's `Retry-After`), other `4xx` are permanent, connection errors are retryable
@@ -457,6 +458,9 @@ impl Inner {
         };
         let url = self.url_for(&request)?;
         let mut headers = self.headers.clone();
+        if let Ok(key) = HeaderValue::from_str(&action.idempotency_key().to_string()) {
+            headers.insert(HeaderName::from_static("idempotency-key"), key);
+        }
         for (name, value) in &request.headers {
             add_header(&mut headers, name, value).map_err(|problem| {
                 AgentError::permanent(format!(

@@ -3,6 +3,7 @@
 //! object for scripts.
 
 mod coalesce;
+mod durable;
 mod fire_and_forget;
 mod plugin;
 mod request;
@@ -29,6 +30,11 @@ pub enum Bench {
     /// an in-process agent in the same run. Build the plugin first:
     /// `cargo build --release -p atamo-bench-plugin`.
     Plugin(plugin::Args),
+    /// Events through a stateful hub on SQLite (default) or PostgreSQL: accepted (each
+    /// publisher waits for its commit), delivered to a no-op agent and settled, per second;
+    /// baseline: plain batched inserts of the same event and action rows into the same kind of
+    /// database.
+    Durable(durable::Args),
 }
 
 pub fn run(which: Bench) -> anyhow::Result<()> {
@@ -37,6 +43,7 @@ pub fn run(which: Bench) -> anyhow::Result<()> {
         Bench::Request(args) => request::run(args),
         Bench::Coalesce(args) => coalesce::run(args),
         Bench::Plugin(args) => plugin::run(args),
+        Bench::Durable(args) => durable::run(args),
     }
 }
 

@@ -1,0 +1,218 @@
+//! Conversions between the store's types and SQLite values, and error mapping.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use atamo_core::message::Timestamp;
+use atamo_core::store::{ActionRecord, ActionRow, ActionState, AuditRecord, NodeId, StoreError};
+use rusqlite::ffi::ErrorCode;
+use rusqlite::Row;
+use serde_json::Value;
+
+/// Maps a SQLite error to a store error: damaged files are `Corrupt`, bad input is `Invalid`,
+/// everything else (I/O, locks, a full disk) is `Unavailable`.
+pub(crate) fn sql_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::Error as E;
+    match &e {
+        E::SqliteFailure(f, _) => match f.code {
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
+                StoreError::Corrupt(e.to_string())
+            }
+            ErrorCode::ConstraintViolation | ErrorCode::TooBig => {
+                StoreError::Invalid(e.to_string())
+            }
+            _ => StoreError::Unavailable(e.to_string()),
+        },
+        E::FromSqlConversionFailure(..)
+        | E::InvalidColumnType(..)
+        | E::IntegralValueOutOfRange(..)
+        | E::Utf8Error(_) => StoreError::Corrupt(e.to_string()),
+        E::ToSqlConversionFailure(_) => StoreError::Invalid(e.to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// Lets `?` convert SQLite errors inside functions returning `StoreError`.
+pub(crate) trait SqlResult<T> {
+    /// The result with the error mapped by [`sql_error`].
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> SqlResult<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(sql_error)
+    }
+}
+
+/// A timestamp as stored: unix microseconds in a signed 64-bit integer (saturating).
+pub(crate) fn ts(t: Timestamp) -> i64 {
+    i64::try_from(t.unix_micros()).unwrap_or(i64::MAX)
+}
+
+/// A stored timestamp.
+pub(crate) fn from_ts(v: i64) -> Result<Timestamp, StoreError> {
+    u64::try_from(v)
+        .map(Timestamp::from_unix_micros)
+        .map_err(|_| StoreError::Corrupt(format!("negative timestamp {v}")))
+}
+
+/// A stored id (event, action, correlation or request id).
+pub(crate) fn parse_id<T>(s: &str) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("stored id `{s}` does not parse: {e}")))
+}
+
+/// A value as stored JSON text.
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("cannot encode JSON: {e}")))
+}
+
+/// A value from stored JSON text.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    s: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(s)
+        .map_err(|e| StoreError::Corrupt(format!("stored {what} is invalid: {e}")))
+}
+
+/// The columns [`RawAction::from_row`] reads, in order.
+macro_rules! action_columns {
+    () => {
+        "seq, body, state, attempt, run_at, owner, lease_until, last_error, updated_at"
+    };
+}
+pub(crate) use action_columns;
+
+/// An `actions` row as SQLite returns it, before decoding.
+pub(crate) struct RawAction {
+    pub(crate) seq: i64,
+    body: String,
+    state: String,
+    attempt: i64,
+    run_at: i64,
+    owner: Option<String>,
+    lease_until: Option<i64>,
+    last_error: Option<String>,
+    updated_at: i64,
+}
+
+impl RawAction {
+    /// Reads the columns of [`action_columns!`].
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: r.get(0)?,
+            body: r.get(1)?,
+            state: r.get(2)?,
+            attempt: r.get(3)?,
+            run_at: r.get(4)?,
+            owner: r.get(5)?,
+            lease_until: r.get(6)?,
+            last_error: r.get(7)?,
+            updated_at: r.get(8)?,
+        })
+    }
+
+    /// The action row.
+    pub(crate) fn decode(self) -> Result<ActionRow, StoreError> {
+        let record: ActionRecord = from_json("action", &self.body)?;
+        Ok(ActionRow {
+            state: parse_state(&self.state)?,
+            attempt: attempt(self.attempt)?,
+            run_at: from_ts(self.run_at)?,
+            owner: self.owner.map(NodeId::new),
+            lease_until: self.lease_until.map(from_ts).transpose()?,
+            last_error: self
+                .last_error
+                .map(|e| from_json::<Value>("error", &e))
+                .transpose()?,
+            updated_at: from_ts(self.updated_at)?,
+            record,
+        })
+    }
+}
+
+/// A stored action state.
+pub(crate) fn parse_state(s: &str) -> Result<ActionState, StoreError> {
+    ActionState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown action state `{s}`")))
+}
+
+/// A stored attempt number.
+pub(crate) fn attempt(v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("attempt {v} is out of range")))
+}
+
+/// The columns [`RawAudit::from_row`] reads, in order.
+macro_rules! audit_columns {
+    () => {
+        "seq, at, step, event_id, correlation_id, request_id, action_id, event_type, user_id, \
+         tenant, agent, detail"
+    };
+}
+pub(crate) use audit_columns;
+
+/// An `audit` row as SQLite returns it, before decoding.
+pub(crate) struct RawAudit {
+    seq: i64,
+    at: i64,
+    step: String,
+    event_id: Option<String>,
+    correlation_id: Option<String>,
+    request_id: Option<String>,
+    action_id: Option<String>,
+    event_type: Option<String>,
+    user: Option<String>,
+    tenant: Option<String>,
+    agent: Option<String>,
+    detail: String,
+}
+
+impl RawAudit {
+    /// Reads the columns of [`audit_columns!`].
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            step: r.get(2)?,
+            event_id: r.get(3)?,
+            correlation_id: r.get(4)?,
+            request_id: r.get(5)?,
+            action_id: r.get(6)?,
+            event_type: r.get(7)?,
+            user: r.get(8)?,
+            tenant: r.get(9)?,
+            agent: r.get(10)?,
+            detail: r.get(11)?,
+        })
+    }
+
+    /// The audit record.
+    pub(crate) fn decode(self) -> Result<AuditRecord, StoreError> {
+        fn id<T>(s: Option<String>) -> Result<Option<T>, StoreError>
+        where
+            T: FromStr,
+            T::Err: Display,
+        {
+            s.as_deref().map(parse_id).transpose()
+        }
+        Ok(AuditRecord {
+            seq: u64::try_from(self.seq)
+                .map_err(|_| StoreError::Corrupt(format!("audit seq {}", self.seq)))?,
+            at: from_ts(self.at)?,
+            step: self.step,
+            event_id: id(self.event_id)?,
+            correlation_id: id(self.correlation_id)?,
+            request_id: id(self.request_id)?,
+            action_id: id(self.action_id)?,
+            event_type: self.event_type.map(Into::into),
+            user: self.user.map(Into::into),
+            tenant: self.tenant.map(Into::into),
+            agent: self.agent.map(Into::into),
+            detail: from_json("audit detail", &self.detail)?,
+        })
+    }
+}

@@ -1,0 +1,519 @@
+//! The statements of writes, run by the writer thread inside the transaction it opened.
+
+use std::time::Duration;
+
+use atamo_core::message::Timestamp;
+use atamo_core::store::{
+    earlier, later, AcceptEvent, AcceptOutcome, ActionState, AuditRecord, Claimed, EventRecord,
+    NewAction, NodeId, PruneReport, ResultRecord, Retention, Settle, Settlement, StoreError,
+    WriteBatch, WriteOutcome,
+};
+use atamo_core::TenantId;
+use rusqlite::{params, Connection};
+
+use crate::codec::{attempt, from_json, parse_id, to_json, ts, SqlResult};
+
+/// Whether an insert replaces a row with the same id (as the in-memory store does) or is a
+/// plain insert (the baseline).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Insert {
+    /// `INSERT OR REPLACE`.
+    Replace,
+    /// `INSERT`.
+    Plain,
+}
+
+macro_rules! event_insert {
+    ($verb:literal) => {
+        concat!(
+            $verb,
+            " INTO events (id, event_type, user_id, tenant, correlation_id, request_id, \
+             dedupe_key, accepted_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        )
+    };
+}
+
+macro_rules! action_insert {
+    ($verb:literal) => {
+        concat!(
+            $verb,
+            " INTO actions (id, event_id, agent, state, attempt, run_at, owner, lease_until, \
+             last_error, tenant, updated_at, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11)"
+        )
+    };
+}
+
+/// Inserts an event row.
+pub(crate) fn insert_event(
+    conn: &Connection,
+    event: &EventRecord,
+    how: Insert,
+) -> Result<(), StoreError> {
+    let sql = match how {
+        Insert::Replace => event_insert!("INSERT OR REPLACE"),
+        Insert::Plain => event_insert!("INSERT"),
+    };
+    conn.prepare_cached(sql)
+        .db()?
+        .execute(params![
+            event.id.to_string(),
+            event.event_type.as_str(),
+            event.principal.user.as_str(),
+            event.principal.tenant.as_ref().map(TenantId::as_str),
+            event.correlation_id.to_string(),
+            event.request.map(|r| r.to_string()),
+            event.dedupe_key.as_deref(),
+            ts(event.accepted_at),
+            to_json(event)?,
+        ])
+        .db()?;
+    Ok(())
+}
+
+/// Inserts a new action row: leased to its node (attempt 1) or ready (attempt 0), due now.
+pub(crate) fn insert_action(
+    conn: &Connection,
+    action: &NewAction,
+    now: Timestamp,
+    how: Insert,
+) -> Result<(), StoreError> {
+    let (state, attempt, owner, lease_until) = match &action.lease {
+        Some((node, lease)) => (
+            ActionState::Leased,
+            1,
+            Some(node.as_str()),
+            Some(ts(later(now, *lease))),
+        ),
+        None => (ActionState::Ready, 0, None, None),
+    };
+    let sql = match how {
+        Insert::Replace => action_insert!("INSERT OR REPLACE"),
+        Insert::Plain => action_insert!("INSERT"),
+    };
+    let record = &action.record;
+    conn.prepare_cached(sql)
+        .db()?
+        .execute(params![
+            record.id.to_string(),
+            record.event.id.to_string(),
+            record.agent.as_str(),
+            state.as_str(),
+            attempt,
+            ts(now),
+            owner,
+            lease_until,
+            record.tenant().map(TenantId::as_str),
+            ts(now),
+            to_json(record)?,
+        ])
+        .db()?;
+    Ok(())
+}
+
+/// Commits a write batch's statements (the caller owns the transaction).
+pub(crate) fn write(
+    conn: &Connection,
+    batch: WriteBatch,
+    now: Timestamp,
+) -> Result<WriteOutcome, StoreError> {
+    let mut out = WriteOutcome {
+        accepted: Vec::with_capacity(batch.accepts.len()),
+        settled: Vec::with_capacity(batch.settles.len()),
+    };
+    for accept in &batch.accepts {
+        out.accepted.push(accept_event(conn, accept, now)?);
+    }
+    for settle in &batch.settles {
+        out.settled.push(settle_one(conn, settle, now)?);
+    }
+    for result in &batch.results {
+        insert_result(conn, result)?;
+    }
+    for record in &batch.audit {
+        insert_audit(conn, record)?;
+    }
+    Ok(out)
+}
+
+fn accept_event(
+    conn: &Connection,
+    accept: &AcceptEvent,
+    now: Timestamp,
+) -> Result<AcceptOutcome, StoreError> {
+    let event = &accept.event;
+    if let Some(key) = &event.dedupe_key {
+        let tenant = event.principal.tenant.as_ref().map_or("", TenantId::as_str);
+        // Takes the key unless another event holds it within its window: one statement on the
+        // common path (a new key), a second one only to read a duplicate's receipt.
+        let taken = conn
+            .prepare_cached(
+                "INSERT INTO dedupe (tenant, key, event_id, correlation_id, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (tenant, key) DO UPDATE SET event_id = excluded.event_id, \
+                 correlation_id = excluded.correlation_id, expires_at = excluded.expires_at \
+                 WHERE dedupe.expires_at <= ?6",
+            )
+            .db()?
+            .execute(params![
+                tenant,
+                key,
+                event.id.to_string(),
+                event.correlation_id.to_string(),
+                ts(later(now, accept.dedupe_window)),
+                ts(now),
+            ])
+            .db()?;
+        if taken == 0 {
+            let (id, corr): (String, String) = conn
+                .prepare_cached(
+                    "SELECT event_id, correlation_id FROM dedupe WHERE tenant = ?1 AND key = ?2",
+                )
+                .db()?
+                .query_row(params![tenant, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .db()?;
+            return Ok(AcceptOutcome::Duplicate {
+                event_id: parse_id(&id)?,
+                correlation_id: parse_id(&corr)?,
+            });
+        }
+    }
+    for action in &accept.actions {
+        insert_action(conn, action, now, Insert::Replace)?;
+    }
+    insert_event(conn, event, Insert::Replace)?;
+    Ok(AcceptOutcome::New)
+}
+
+/// Settles one attempt if the node still holds it; `false` (and nothing changed) otherwise.
+fn settle_one(conn: &Connection, settle: &Settle, now: Timestamp) -> Result<bool, StoreError> {
+    let id = settle.action.to_string();
+    let attempt = i64::from(settle.attempt);
+    let node = settle.node.as_str();
+    let now = ts(now);
+    // Every statement is fenced the same way: still leased, same attempt, same owner.
+    let changed = match &settle.outcome {
+        Settlement::Done => conn
+            .prepare_cached(
+                "UPDATE actions SET state = 'done', owner = NULL, lease_until = NULL, \
+                 updated_at = ?4 \
+                 WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3",
+            )
+            .db()?
+            .execute(params![id, attempt, node, now]),
+        Settlement::Retry {
+            run_at,
+            hold_until: Some(until),
+            error,
+        } => conn
+            .prepare_cached(
+                "UPDATE actions SET run_at = ?5, last_error = ?6, attempt = attempt + 1, \
+                 lease_until = ?7, updated_at = ?4 \
+                 WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3",
+            )
+            .db()?
+            .execute(params![
+                id,
+                attempt,
+                node,
+                now,
+                ts(*run_at),
+                to_json(error)?,
+                ts(*until)
+            ]),
+        Settlement::Retry {
+            run_at,
+            hold_until: None,
+            error,
+        } => conn
+            .prepare_cached(
+                "UPDATE actions SET state = 'ready', run_at = ?5, last_error = ?6, owner = NULL, \
+                 lease_until = NULL, updated_at = ?4 \
+                 WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3",
+            )
+            .db()?
+            .execute(params![
+                id,
+                attempt,
+                node,
+                now,
+                ts(*run_at),
+                to_json(error)?
+            ]),
+        Settlement::Dead { error } => conn
+            .prepare_cached(
+                "UPDATE actions SET state = 'dead', last_error = ?5, owner = NULL, \
+                 lease_until = NULL, updated_at = ?4 \
+                 WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3",
+            )
+            .db()?
+            .execute(params![id, attempt, node, now, to_json(error)?]),
+        Settlement::Release => conn
+            .prepare_cached(
+                "UPDATE actions SET state = 'ready', run_at = ?4, owner = NULL, \
+                 lease_until = NULL, updated_at = ?4 \
+                 WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3",
+            )
+            .db()?
+            .execute(params![id, attempt, node, now]),
+    }
+    .db()?;
+    Ok(changed == 1)
+}
+
+fn insert_result(conn: &Connection, result: &ResultRecord) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO results (request_id, action_id, agent, tenant, expires_at, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .db()?
+    .execute(params![
+        result.request.to_string(),
+        result.action.to_string(),
+        result.agent.as_str(),
+        result.tenant.as_ref().map(TenantId::as_str),
+        ts(result.expires_at),
+        to_json(result)?,
+    ])
+    .db()?;
+    Ok(())
+}
+
+fn insert_audit(conn: &Connection, r: &AuditRecord) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, step, event_id, correlation_id, request_id, action_id, \
+         event_type, user_id, tenant, agent, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .db()?
+    .execute(params![
+        ts(r.at),
+        r.step,
+        r.event_id.map(|x| x.to_string()),
+        r.correlation_id.map(|x| x.to_string()),
+        r.request_id.map(|x| x.to_string()),
+        r.action_id.map(|x| x.to_string()),
+        r.event_type.as_ref().map(|x| x.as_str()),
+        r.user.as_ref().map(|x| x.as_str()),
+        r.tenant.as_ref().map(|x| x.as_str()),
+        r.agent.as_ref().map(|x| x.as_str()),
+        to_json(&r.detail)?,
+    ])
+    .db()?;
+    Ok(())
+}
+
+/// Claims up to `limit` due ready actions, oldest first.
+pub(crate) fn claim(
+    conn: &Connection,
+    node: &NodeId,
+    limit: usize,
+    lease: Duration,
+    now: Timestamp,
+) -> Result<Vec<Claimed>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE actions SET state = 'leased', attempt = attempt + 1, owner = ?1, \
+             lease_until = ?2, updated_at = ?3 \
+             WHERE seq IN (SELECT seq FROM actions WHERE state = 'ready' AND run_at <= ?3 \
+                           ORDER BY run_at, seq LIMIT ?4) \
+             RETURNING run_at, seq, attempt, body",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(
+            params![
+                node.as_str(),
+                ts(later(now, lease)),
+                ts(now),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            },
+        )
+        .db()?;
+    let mut rows = rows.collect::<Result<Vec<_>, _>>().db()?;
+    // RETURNING gives rows in no particular order.
+    rows.sort_unstable_by_key(|r| (r.0, r.1));
+    rows.into_iter()
+        .map(|(_, _, n, body)| {
+            Ok(Claimed {
+                record: from_json("action", &body)?,
+                attempt: attempt(n)?,
+            })
+        })
+        .collect()
+}
+
+/// Extends `node`'s leases to at least `now + lease`; returns how many it holds.
+pub(crate) fn heartbeat(
+    conn: &Connection,
+    node: &NodeId,
+    lease: Duration,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let until = ts(later(now, lease));
+    let held: i64 = conn
+        .prepare_cached("SELECT count(*) FROM actions WHERE owner = ?1 AND state = 'leased'")
+        .db()?
+        .query_row(params![node.as_str()], |r| r.get(0))
+        .db()?;
+    conn.prepare_cached(
+        "UPDATE actions SET lease_until = ?2 WHERE owner = ?1 AND state = 'leased' \
+         AND (lease_until IS NULL OR lease_until < ?2)",
+    )
+    .db()?
+    .execute(params![node.as_str(), until])
+    .db()?;
+    Ok(held.max(0) as u64)
+}
+
+/// Makes leased actions whose lease ended ready again.
+pub(crate) fn recover_expired(conn: &Connection, now: Timestamp) -> Result<u64, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE actions SET state = 'ready', owner = NULL, lease_until = NULL, \
+             run_at = min(run_at, ?1), updated_at = ?1 \
+             WHERE state = 'leased' AND lease_until <= ?1",
+        )
+        .db()?
+        .execute(params![ts(now)])
+        .db()?;
+    Ok(n as u64)
+}
+
+/// Makes a dead action ready again.
+pub(crate) fn redrive(
+    conn: &Connection,
+    id: atamo_core::ActionId,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE actions SET state = 'ready', run_at = ?2, updated_at = ?2 \
+             WHERE id = ?1 AND state = 'dead'",
+        )
+        .db()?
+        .execute(params![id.to_string(), ts(now)])
+        .db()?;
+    Ok(n == 1)
+}
+
+/// Deletes what the retention no longer keeps.
+pub(crate) fn prune(
+    conn: &Connection,
+    retention: &Retention,
+    now: Timestamp,
+) -> Result<PruneReport, StoreError> {
+    let mut report = PruneReport {
+        results: conn
+            .prepare_cached("DELETE FROM results WHERE expires_at <= ?1")
+            .db()?
+            .execute(params![ts(now)])
+            .db()? as u64,
+        dedupe_keys: conn
+            .prepare_cached("DELETE FROM dedupe WHERE expires_at <= ?1")
+            .db()?
+            .execute(params![ts(now)])
+            .db()? as u64,
+        ..PruneReport::default()
+    };
+    // The tenants with their own age, as a JSON array for `json_each` (one cached statement
+    // whatever their number).
+    let overridden = to_json(&retention.tenants.keys().collect::<Vec<_>>())?;
+    let cutoff = |age| ts(earlier(now, age));
+
+    // Audit entries, then done actions, then events left without actions: the same age rule
+    // for each, by tenant.
+    report.audit = prune_table(
+        conn,
+        retention,
+        &overridden,
+        cutoff,
+        "DELETE FROM audit WHERE at < ?1 \
+         AND (tenant IS NULL OR tenant NOT IN (SELECT value FROM json_each(?2)))",
+        "DELETE FROM audit WHERE tenant = ?2 AND at < ?1",
+    )?;
+    report.actions = prune_table(
+        conn,
+        retention,
+        &overridden,
+        cutoff,
+        "DELETE FROM actions WHERE state = 'done' AND updated_at < ?1 \
+         AND (tenant IS NULL OR tenant NOT IN (SELECT value FROM json_each(?2)))",
+        "DELETE FROM actions WHERE state = 'done' AND updated_at < ?1 AND tenant = ?2",
+    )?;
+    report.events = prune_table(
+        conn,
+        retention,
+        &overridden,
+        cutoff,
+        "DELETE FROM events WHERE accepted_at < ?1 \
+         AND (tenant IS NULL OR tenant NOT IN (SELECT value FROM json_each(?2))) \
+         AND NOT EXISTS (SELECT 1 FROM actions WHERE actions.event_id = events.id)",
+        "DELETE FROM events WHERE accepted_at < ?1 AND tenant = ?2 \
+         AND NOT EXISTS (SELECT 1 FROM actions WHERE actions.event_id = events.id)",
+    )?;
+    Ok(report)
+}
+
+/// Runs `default_sql` (`?1` the cutoff, `?2` the overridden tenants) when there is a default
+/// age, and `tenant_sql` (`?1` the cutoff, `?2` the tenant) for each tenant's own age.
+fn prune_table(
+    conn: &Connection,
+    retention: &Retention,
+    overridden: &str,
+    cutoff: impl Fn(Duration) -> i64,
+    default_sql: &str,
+    tenant_sql: &str,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    if let Some(age) = retention.max_age {
+        n += conn
+            .prepare_cached(default_sql)
+            .db()?
+            .execute(params![cutoff(age), overridden])
+            .db()? as u64;
+    }
+    for (tenant, age) in &retention.tenants {
+        n += conn
+            .prepare_cached(tenant_sql)
+            .db()?
+            .execute(params![cutoff(*age), tenant.as_str()])
+            .db()? as u64;
+    }
+    Ok(n)
+}
+
+/// Inserts the event and action rows of `batches` with plain inserts, one transaction per
+/// batch: no dedupe, no settles, results or audit. Returns the rows inserted.
+pub(crate) fn baseline_batch(
+    conn: &Connection,
+    batch: &WriteBatch,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let mut rows = 0;
+    for accept in &batch.accepts {
+        insert_event(conn, &accept.event, Insert::Plain)?;
+        rows += 1;
+        for action in &accept.actions {
+            insert_action(conn, action, now, Insert::Plain)?;
+            rows += 1;
+        }
+    }
+    Ok(rows)
+}
+
+/// Reads `PRAGMA synchronous`.
+pub(crate) fn synchronous(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).db()
+}

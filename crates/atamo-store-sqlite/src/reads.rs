@@ -1,0 +1,441 @@
+//! Reads: a small pool of read connections used on blocking threads, and the queries.
+//!
+//! In WAL mode a reader sees the last committed state and never waits for the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use atamo_core::message::Timestamp;
+use atamo_core::store::{
+    page_size, ActionRow, ActionState, AuditQuery, AuditRecord, CheckReport, Cursor, EventRecord,
+    Page, ResultRecord, StoreError, StoreStats,
+};
+use atamo_core::{ActionId, EventId, RequestId};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::Semaphore;
+
+use crate::codec::{
+    action_columns, audit_columns, from_json, from_ts, parse_state, ts, RawAction, RawAudit,
+    SqlResult,
+};
+use crate::schema::{self, SCHEMA_VERSION, TABLES};
+
+/// Read connections, opened on demand and kept for reuse, at most `permits` in use at once.
+pub(crate) struct Readers {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Arc<Mutex<Vec<Connection>>>,
+    permits: Arc<Semaphore>,
+}
+
+fn lock(idle: &Mutex<Vec<Connection>>) -> MutexGuard<'_, Vec<Connection>> {
+    match idle.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Readers {
+    pub(crate) fn new(path: PathBuf, busy_timeout: Duration, max: usize) -> Self {
+        Self {
+            path,
+            busy_timeout,
+            idle: Arc::new(Mutex::new(Vec::new())),
+            permits: Arc::new(Semaphore::new(max.max(1))),
+        }
+    }
+
+    /// Runs `f` on a read connection, on a blocking thread.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let idle = self.idle.clone();
+        let path = self.path.clone();
+        let busy_timeout = self.busy_timeout;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = match lock(&idle).pop() {
+                Some(conn) => conn,
+                None => open_reader(&path, busy_timeout)?,
+            };
+            let out = f(&conn);
+            // A connection left inside a transaction (after a failed read) is not reused.
+            if conn.is_autocommit() {
+                lock(&idle).push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+}
+
+fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .db()?;
+    conn.busy_timeout(busy_timeout).db()?;
+    conn.pragma_update(None, "query_only", true).db()?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Runs `f` in one read transaction, so that its queries see one snapshot.
+fn snapshot<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = conn.unchecked_transaction().db()?;
+    // Nothing was written: ending with a rollback (when `tx` drops) is the same as a commit,
+    // and does not fail after a query met a damaged page.
+    f(&tx)
+}
+
+pub(crate) fn action(conn: &Connection, id: ActionId) -> Result<Option<ActionRow>, StoreError> {
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        action_columns!(),
+        " FROM actions WHERE id = ?1"
+    ))
+    .db()?
+    .query_row(params![id.to_string()], RawAction::from_row)
+    .optional()
+    .db()?
+    .map(RawAction::decode)
+    .transpose()
+}
+
+pub(crate) fn dead_letters(
+    conn: &Connection,
+    cursor: Option<Cursor>,
+    limit: usize,
+) -> Result<Page<ActionRow>, StoreError> {
+    let size = page_size(limit);
+    let before = cursor.map_or(i64::MAX, |c| i64::try_from(c.0).unwrap_or(i64::MAX));
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            action_columns!(),
+            " FROM actions WHERE state = 'dead' AND seq < ?1 ORDER BY seq DESC LIMIT ?2"
+        ))
+        .db()?;
+    let mut raw = stmt
+        .query_map(params![before, size as i64 + 1], RawAction::from_row)
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    let more = raw.len() > size;
+    raw.truncate(size);
+    let next = match raw.last() {
+        Some(last) if more => Some(Cursor(last.seq.max(0) as u64)),
+        _ => None,
+    };
+    Ok(Page {
+        items: raw
+            .into_iter()
+            .map(RawAction::decode)
+            .collect::<Result<_, _>>()?,
+        next,
+    })
+}
+
+pub(crate) fn results(
+    conn: &Connection,
+    request: RequestId,
+    now: Timestamp,
+) -> Result<Vec<ResultRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT body FROM results WHERE request_id = ?1 AND expires_at > ?2 ORDER BY seq",
+        )
+        .db()?;
+    let bodies = stmt
+        .query_map(params![request.to_string(), ts(now)], |r| {
+            r.get::<_, String>(0)
+        })
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    bodies.iter().map(|b| from_json("result", b)).collect()
+}
+
+pub(crate) fn event(conn: &Connection, id: EventId) -> Result<Option<EventRecord>, StoreError> {
+    conn.prepare_cached("SELECT body FROM events WHERE id = ?1")
+        .db()?
+        .query_row(params![id.to_string()], |r| r.get::<_, String>(0))
+        .optional()
+        .db()?
+        .map(|b| from_json("event", &b))
+        .transpose()
+}
+
+pub(crate) fn audit(conn: &Connection, q: &AuditQuery) -> Result<Page<AuditRecord>, StoreError> {
+    let size = q.page_size();
+    let mut sql = String::from(concat!(
+        "SELECT ",
+        audit_columns!(),
+        " FROM audit WHERE 1 = 1"
+    ));
+    let mut args: Vec<SqlValue> = Vec::new();
+    let mut filter = |column: &str, value: Option<String>| {
+        if let Some(v) = value {
+            args.push(SqlValue::Text(v));
+            sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+        }
+    };
+    filter("user_id", q.user.as_ref().map(|v| v.as_str().to_owned()));
+    filter("tenant", q.tenant.as_ref().map(|v| v.as_str().to_owned()));
+    filter("agent", q.agent.as_ref().map(|v| v.as_str().to_owned()));
+    filter(
+        "event_type",
+        q.event_type.as_ref().map(|v| v.as_str().to_owned()),
+    );
+    filter("step", q.step.clone());
+    filter("event_id", q.event_id.map(|v| v.to_string()));
+    filter("correlation_id", q.correlation_id.map(|v| v.to_string()));
+    filter("request_id", q.request_id.map(|v| v.to_string()));
+    filter("action_id", q.action_id.map(|v| v.to_string()));
+    let mut bound = |op: &str, value: Option<i64>| {
+        if let Some(v) = value {
+            args.push(SqlValue::Integer(v));
+            sql.push_str(&format!(" {op}{}", args.len()));
+        }
+    };
+    bound("AND at >= ?", q.since.map(ts));
+    bound("AND at < ?", q.until.map(ts));
+    bound(
+        "AND seq < ?",
+        q.cursor.map(|c| i64::try_from(c.0).unwrap_or(i64::MAX)),
+    );
+    args.push(SqlValue::Integer(size as i64 + 1));
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
+
+    // One statement per combination of filters, so the cache holds a handful at most.
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut raw = stmt
+        .query_map(params_from_iter(args), RawAudit::from_row)
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    let more = raw.len() > size;
+    raw.truncate(size);
+    let items = raw
+        .into_iter()
+        .map(RawAudit::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = match items.last() {
+        Some(last) if more => Some(Cursor(last.seq)),
+        _ => None,
+    };
+    Ok(Page { items, next })
+}
+
+/// The size of the database file plus its WAL.
+pub(crate) fn size_on_disk(path: &Path) -> u64 {
+    let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    len(path) + len(Path::new(&wal))
+}
+
+pub(crate) fn stats(conn: &Connection, now: Timestamp) -> Result<StoreStats, StoreError> {
+    snapshot(conn, |conn| {
+        let mut stats = StoreStats {
+            backend: "sqlite".to_owned(),
+            ..StoreStats::default()
+        };
+        for st in ActionState::ALL {
+            stats.actions.insert(st, 0);
+        }
+        let mut stmt = conn
+            .prepare_cached("SELECT state, count(*) FROM actions GROUP BY state")
+            .db()?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .db()?;
+        for row in rows {
+            let (state, n) = row.db()?;
+            stats.actions.insert(parse_state(&state)?, n.max(0) as u64);
+        }
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT agent, count(*) FROM actions WHERE state = 'ready' GROUP BY agent",
+            )
+            .db()?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .db()?;
+        for row in rows {
+            let (agent, n) = row.db()?;
+            stats.ready_by_agent.insert(agent.into(), n.max(0) as u64);
+        }
+        let oldest: Option<i64> = conn
+            .prepare_cached("SELECT min(run_at) FROM actions WHERE state = 'ready'")
+            .db()?
+            .query_row([], |r| r.get(0))
+            .db()?;
+        stats.oldest_ready = oldest.map(from_ts).transpose()?;
+        let count = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> Result<u64, StoreError> {
+            let n: i64 = conn
+                .prepare_cached(sql)
+                .db()?
+                .query_row(args, |r| r.get(0))
+                .db()?;
+            Ok(n.max(0) as u64)
+        };
+        stats.events = count("SELECT count(*) FROM events", &[])?;
+        stats.audit_entries = count("SELECT count(*) FROM audit", &[])?;
+        stats.results = count(
+            "SELECT count(*) FROM results WHERE expires_at > ?1",
+            &[&ts(now)],
+        )?;
+        Ok(stats)
+    })
+}
+
+/// Problems listed per check at most; past that, only their number.
+const MAX_LISTED: i64 = 100;
+
+pub(crate) fn check(conn: &Connection) -> Result<CheckReport, StoreError> {
+    snapshot(conn, check_in)
+}
+
+fn check_in(conn: &Connection) -> Result<CheckReport, StoreError> {
+    let mut report = CheckReport::default();
+    // A damaged file makes queries fail with `Corrupt`: that is a finding, not a failure of
+    // the check. Other errors (the file cannot be read at all) end the check.
+    let run = |name: &str,
+               report: &mut CheckReport,
+               f: &dyn Fn(&Connection) -> Result<Vec<String>, StoreError>| {
+        report.checked.push(name.to_owned());
+        match f(conn) {
+            Ok(problems) => {
+                report.problems.extend(problems);
+                Ok(())
+            }
+            Err(StoreError::Corrupt(e)) => {
+                report.problems.push(format!("{name}: {e}"));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    run("sqlite integrity", &mut report, &|conn| {
+        let mut stmt = conn.prepare("PRAGMA integrity_check(100)").db()?;
+        let lines = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .db()?
+            .collect::<Result<Vec<_>, _>>()
+            .db()?;
+        Ok(lines
+            .into_iter()
+            .filter(|l| l != "ok")
+            .map(|l| format!("sqlite integrity: {l}"))
+            .collect())
+    })?;
+    run("schema version", &mut report, &|conn| {
+        let found = schema::version(conn)?;
+        let mut problems = Vec::new();
+        if found != SCHEMA_VERSION {
+            problems.push(format!(
+                "schema version is {found}, expected {SCHEMA_VERSION}"
+            ));
+        }
+        for table in TABLES {
+            let exists: bool = conn
+                .query_row(
+                    "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                    params![table],
+                    |r| r.get(0),
+                )
+                .db()?;
+            if !exists {
+                problems.push(format!("table {table} is missing"));
+            }
+        }
+        Ok(problems)
+    })?;
+    run("lease owners", &mut report, &|conn| {
+        listed(
+            conn,
+            "SELECT id, state, owner FROM actions \
+             WHERE (state = 'leased') <> (owner IS NOT NULL) LIMIT ?1",
+            "SELECT count(*) FROM actions WHERE (state = 'leased') <> (owner IS NOT NULL)",
+            |r| {
+                Ok(format!(
+                    "action {} is {} with owner {:?}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?
+                ))
+            },
+        )
+    })?;
+    run("action events", &mut report, &|conn| {
+        listed(
+            conn,
+            "SELECT id, event_id FROM actions \
+             WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = actions.event_id) LIMIT ?1",
+            "SELECT count(*) FROM actions \
+             WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = actions.event_id)",
+            |r| {
+                Ok(format!(
+                    "action {} names event {}, which is not stored",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?
+                ))
+            },
+        )
+    })?;
+    run("action states", &mut report, &|conn| {
+        listed(
+            conn,
+            "SELECT id, state FROM actions \
+             WHERE state NOT IN ('ready', 'leased', 'done', 'dead') LIMIT ?1",
+            "SELECT count(*) FROM actions \
+             WHERE state NOT IN ('ready', 'leased', 'done', 'dead')",
+            |r| {
+                Ok(format!(
+                    "action {} has the unknown state {:?}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?
+                ))
+            },
+        )
+    })?;
+    Ok(report)
+}
+
+/// The first [`MAX_LISTED`] problems `list_sql` finds, and how many more `count_sql` counts.
+fn listed(
+    conn: &Connection,
+    list_sql: &str,
+    count_sql: &str,
+    describe: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<String>,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(list_sql).db()?;
+    let mut problems = stmt
+        .query_map(params![MAX_LISTED], |r| describe(r))
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
+    if problems.len() as i64 == MAX_LISTED {
+        let total: i64 = conn.query_row(count_sql, [], |r| r.get(0)).db()?;
+        if total > MAX_LISTED {
+            problems.push(format!("... and {} more like these", total - MAX_LISTED));
+        }
+    }
+    Ok(problems)
+}
