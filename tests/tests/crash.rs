@@ -151,7 +151,7 @@ fn a_sqlite_node_killed_ten_times_loses_no_accepted_event() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("atamo.db");
     let ledger_path = dir.path().join("ledger.txt");
-    const TO: u64 = 3_000;
+    const TO: u64 = 20_000;
     let base = vec![
         ("CRASH_STORE", format!("sqlite:{}", db.display())),
         ("CRASH_LEDGER", ledger_path.display().to_string()),
@@ -171,6 +171,10 @@ fn a_sqlite_node_killed_ten_times_loses_no_accepted_event() {
         kills += 1;
     }
     let killed_at = accepted.lock().unwrap().len();
+    assert!(
+        (killed_at as u64) < TO,
+        "the kills came after the whole stream was accepted"
+    );
     let mut env = base.clone();
     env.push(("CRASH_FROM", resume_from(&accepted, TO).to_string()));
     env.push(("CRASH_FINISH", "1".to_owned()));

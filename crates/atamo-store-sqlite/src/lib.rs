@@ -91,7 +91,7 @@
 //! | `clock` | [`SystemClock`](atamo_core::store::SystemClock) | where the time comes from |
 //! | `synchronous` | [`Synchronous::Full`] | `PRAGMA synchronous` of the writer |
 //! | `max_batch_items` | 1024 | commands merged into one transaction at most |
-//! | `checkpoint_pages` | 4000 | PASSIVE WAL checkpoint after about this many pages |
+//! | `checkpoint_interval` | 250 ms | how often a checkpointer thread copies the WAL into the file (PASSIVE, beside the writer) |
 //! | `busy_timeout` | 5 s | wait for a lock held by another process |
 //! | `readers` | 4 | read connections in use at once |
 //!
@@ -140,6 +140,9 @@ pub struct SqliteStore {
     writer: Option<JoinHandle<()>>,
     commits: Arc<AtomicU64>,
     readers: Readers,
+    /// Stops the checkpointer thread.
+    checkpoints: Arc<std::sync::atomic::AtomicBool>,
+    checkpointer: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -182,7 +185,17 @@ impl SqliteStore {
             .name("atamo-sqlite-writer".to_owned())
             .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+        let checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = checkpoints.clone();
+        let file = path.clone();
+        let every = options.checkpoint_interval;
+        let checkpointer = std::thread::Builder::new()
+            .name("atamo-sqlite-checkpoint".to_owned())
+            .spawn(move || writer::checkpointer(file, every, stop))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the checkpointer: {e}")))?;
         Ok(SqliteStore {
+            checkpoints,
+            checkpointer: Some(checkpointer),
             readers: Readers::new(path.clone(), options.busy_timeout, options.readers),
             path,
             clock: options.clock,
@@ -216,12 +229,18 @@ impl SqliteStore {
     /// transaction per batch, through the same writer thread with the same `synchronous`
     /// setting. Returns the number of rows inserted.
     pub async fn baseline_insert(&self, batches: Vec<WriteBatch>) -> Result<u64, StoreError> {
+        // Encoded here, as `write` does, so both sides spend the writer thread alike.
+        let encoded = batches
+            .iter()
+            .map(|b| ops::encode_bodies(&b.accepts))
+            .collect::<Result<Vec<_>, _>>()?;
         let (reply, rx) = oneshot::channel();
         let command = Command::Alone(Box::new(move |writer: &mut Writer| {
             let mut rows = 0;
             let mut outcome = Ok(());
-            for batch in &batches {
-                match writer.transaction(|conn, now| ops::baseline_batch(conn, batch, now)) {
+            for (batch, bodies) in batches.iter().zip(&encoded) {
+                match writer.transaction(|conn, now| ops::baseline_batch(conn, batch, bodies, now))
+                {
                     Ok(n) => rows += n,
                     Err(e) => {
                         outcome = Err(e);
@@ -238,6 +257,7 @@ impl SqliteStore {
     /// Stops the writer once it has finished the queued commands, truncates the WAL and closes
     /// the database, without blocking the runtime.
     pub async fn close(mut self) -> Result<(), StoreError> {
+        self.stop_checkpoints();
         drop(self.commands.take());
         if let Some(handle) = self.writer.take() {
             tokio::task::spawn_blocking(move || handle.join())
@@ -269,8 +289,22 @@ fn writer_gone() -> StoreError {
     StoreError::Unavailable("the store writer stopped".to_owned())
 }
 
+impl SqliteStore {
+    /// Stops the checkpointer (the writer checkpoints last, as it closes).
+    fn stop_checkpoints(&mut self) {
+        self.checkpoints
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(handle) = self.checkpointer.take() {
+            if handle.join().is_err() {
+                tracing::warn!("the store checkpointer panicked");
+            }
+        }
+    }
+}
+
 impl Drop for SqliteStore {
     fn drop(&mut self) {
+        self.stop_checkpoints();
         drop(self.commands.take());
         if let Some(handle) = self.writer.take() {
             // The writer finishes the queued commands and checkpoints; that is quick, and
@@ -292,7 +326,10 @@ impl Store for SqliteStore {
             if batch.is_empty() {
                 return Ok(WriteOutcome::default());
             }
-            self.call(move |conn, now| ops::write(conn, batch, now))
+            let mut batch = batch;
+            let audit = ops::encode_audit(std::mem::take(&mut batch.audit))?;
+            let bodies = ops::encode_bodies(&batch.accepts)?;
+            self.call(move |conn, now| ops::write(conn, batch, &bodies, &audit, now))
                 .await
         })
     }

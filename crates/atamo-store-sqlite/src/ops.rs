@@ -44,10 +44,31 @@ macro_rules! action_insert {
     };
 }
 
+/// The JSON bodies of the event and action rows of some accepts, encoded by the caller so that
+/// the writer thread only binds them.
+pub(crate) struct Bodies(Vec<(String, Vec<String>)>);
+
+/// Encodes the bodies of `accepts` (on the caller's thread).
+pub(crate) fn encode_bodies(accepts: &[AcceptEvent]) -> Result<Bodies, StoreError> {
+    accepts
+        .iter()
+        .map(|a| {
+            let actions = a
+                .actions
+                .iter()
+                .map(|n| to_json(&n.record))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((to_json(&a.event)?, actions))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Bodies)
+}
+
 /// Inserts an event row.
 pub(crate) fn insert_event(
     conn: &Connection,
     event: &EventRecord,
+    body: &str,
     how: Insert,
 ) -> Result<(), StoreError> {
     let sql = match how {
@@ -65,7 +86,7 @@ pub(crate) fn insert_event(
             event.request.map(|r| r.to_string()),
             event.dedupe_key.as_deref(),
             ts(event.accepted_at),
-            to_json(event)?,
+            body,
         ])
         .db()?;
     Ok(())
@@ -75,6 +96,7 @@ pub(crate) fn insert_event(
 pub(crate) fn insert_action(
     conn: &Connection,
     action: &NewAction,
+    body: &str,
     now: Timestamp,
     how: Insert,
 ) -> Result<(), StoreError> {
@@ -105,7 +127,7 @@ pub(crate) fn insert_action(
             lease_until,
             record.tenant().map(TenantId::as_str),
             ts(now),
-            to_json(record)?,
+            body,
         ])
         .db()?;
     Ok(())
@@ -115,14 +137,17 @@ pub(crate) fn insert_action(
 pub(crate) fn write(
     conn: &Connection,
     batch: WriteBatch,
+    bodies: &Bodies,
+    audit: &[EncodedAudit],
     now: Timestamp,
 ) -> Result<WriteOutcome, StoreError> {
     let mut out = WriteOutcome {
         accepted: Vec::with_capacity(batch.accepts.len()),
         settled: Vec::with_capacity(batch.settles.len()),
     };
-    for accept in &batch.accepts {
-        out.accepted.push(accept_event(conn, accept, now)?);
+    for (accept, (event_body, action_bodies)) in batch.accepts.iter().zip(&bodies.0) {
+        out.accepted
+            .push(accept_event(conn, accept, event_body, action_bodies, now)?);
     }
     for settle in &batch.settles {
         out.settled.push(settle_one(conn, settle, now)?);
@@ -130,15 +155,15 @@ pub(crate) fn write(
     for result in &batch.results {
         insert_result(conn, result)?;
     }
-    for record in &batch.audit {
-        insert_audit(conn, record)?;
-    }
+    insert_audit(conn, audit)?;
     Ok(out)
 }
 
 fn accept_event(
     conn: &Connection,
     accept: &AcceptEvent,
+    event_body: &str,
+    action_bodies: &[String],
     now: Timestamp,
 ) -> Result<AcceptOutcome, StoreError> {
     let event = &accept.event;
@@ -178,10 +203,10 @@ fn accept_event(
             });
         }
     }
-    for action in &accept.actions {
-        insert_action(conn, action, now, Insert::Replace)?;
+    for (action, body) in accept.actions.iter().zip(action_bodies) {
+        insert_action(conn, action, body, now, Insert::Replace)?;
     }
-    insert_event(conn, event, Insert::Replace)?;
+    insert_event(conn, event, event_body, Insert::Replace)?;
     Ok(AcceptOutcome::New)
 }
 
@@ -279,27 +304,78 @@ fn insert_result(conn: &Connection, result: &ResultRecord) -> Result<(), StoreEr
     Ok(())
 }
 
-fn insert_audit(conn: &Connection, r: &AuditRecord) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO audit (at, step, event_id, correlation_id, request_id, action_id, \
-         event_type, user_id, tenant, agent, detail) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .db()?
-    .execute(params![
-        ts(r.at),
-        r.step,
-        r.event_id.map(|x| x.to_string()),
-        r.correlation_id.map(|x| x.to_string()),
-        r.request_id.map(|x| x.to_string()),
-        r.action_id.map(|x| x.to_string()),
-        r.event_type.as_ref().map(|x| x.as_str()),
-        r.user.as_ref().map(|x| x.as_str()),
-        r.tenant.as_ref().map(|x| x.as_str()),
-        r.agent.as_ref().map(|x| x.as_str()),
-        to_json(&r.detail)?,
-    ])
-    .db()?;
+/// An audit record with its columns already encoded, so that the writer thread only binds
+/// them.
+pub(crate) struct EncodedAudit {
+    at: i64,
+    step: String,
+    event_id: Option<String>,
+    correlation_id: Option<String>,
+    request_id: Option<String>,
+    action_id: Option<String>,
+    event_type: Option<String>,
+    user: Option<String>,
+    tenant: Option<String>,
+    agent: Option<String>,
+    detail: String,
+}
+
+/// Encodes audit records (on the caller's thread, not the writer's).
+pub(crate) fn encode_audit(records: Vec<AuditRecord>) -> Result<Vec<EncodedAudit>, StoreError> {
+    records
+        .into_iter()
+        .map(|r| {
+            Ok(EncodedAudit {
+                at: ts(r.at),
+                detail: to_json(&r.detail)?,
+                step: r.step,
+                event_id: r.event_id.map(|x| x.to_string()),
+                correlation_id: r.correlation_id.map(|x| x.to_string()),
+                request_id: r.request_id.map(|x| x.to_string()),
+                action_id: r.action_id.map(|x| x.to_string()),
+                event_type: r.event_type.map(|x| x.as_str().to_owned()),
+                user: r.user.map(|x| x.as_str().to_owned()),
+                tenant: r.tenant.map(|x| x.as_str().to_owned()),
+                agent: r.agent.map(|x| x.as_str().to_owned()),
+            })
+        })
+        .collect()
+}
+
+/// Audit rows per INSERT statement: one statement per row costs more than its row.
+const AUDIT_ROWS_PER_INSERT: usize = 32;
+
+pub(crate) fn insert_audit(conn: &Connection, records: &[EncodedAudit]) -> Result<(), StoreError> {
+    for chunk in records.chunks(AUDIT_ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO audit (at, step, event_id, correlation_id, request_id, action_id, \
+             event_type, user_id, tenant, agent, detail) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str("(?,?,?,?,?,?,?,?,?,?,?)");
+        }
+        let mut stmt = conn.prepare_cached(&sql).db()?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 11);
+        for r in chunk {
+            values.extend([
+                &r.at as &dyn rusqlite::ToSql,
+                &r.step,
+                &r.event_id,
+                &r.correlation_id,
+                &r.request_id,
+                &r.action_id,
+                &r.event_type,
+                &r.user,
+                &r.tenant,
+                &r.agent,
+                &r.detail,
+            ]);
+        }
+        stmt.execute(values.as_slice()).db()?;
+    }
     Ok(())
 }
 
@@ -499,14 +575,15 @@ fn prune_table(
 pub(crate) fn baseline_batch(
     conn: &Connection,
     batch: &WriteBatch,
+    bodies: &Bodies,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
     let mut rows = 0;
-    for accept in &batch.accepts {
-        insert_event(conn, &accept.event, Insert::Plain)?;
+    for (accept, (event_body, action_bodies)) in batch.accepts.iter().zip(&bodies.0) {
+        insert_event(conn, &accept.event, event_body, Insert::Plain)?;
         rows += 1;
-        for action in &accept.actions {
-            insert_action(conn, action, now, Insert::Plain)?;
+        for (action, body) in accept.actions.iter().zip(action_bodies) {
+            insert_action(conn, action, body, now, Insert::Plain)?;
             rows += 1;
         }
     }

@@ -53,10 +53,10 @@ pub struct SqliteOptions {
     /// At most this many commands waiting for the writer are merged into one transaction
     /// (group commit); it is also the length of the writer's queue. Default: 1024.
     pub max_batch_items: usize,
-    /// A PASSIVE WAL checkpoint runs once the WAL has grown by about this many pages (0: only
-    /// when idle and at close). Default: 4000 (about 16 MiB with 4 KiB pages). The writer also
+    /// How often a checkpointer thread copies the WAL back into the database file (a PASSIVE
+    /// checkpoint, beside the writer, never blocking it). Default: 250 ms. The writer also
     /// checkpoints after a second without commands, and truncates the WAL when it closes.
-    pub checkpoint_pages: u32,
+    pub checkpoint_interval: Duration,
     /// How long a connection waits for a lock held by another process before it gives up.
     /// Default: 5 s.
     pub busy_timeout: Duration,
@@ -70,7 +70,7 @@ impl Default for SqliteOptions {
             clock: Arc::new(SystemClock),
             synchronous: Synchronous::Full,
             max_batch_items: 1024,
-            checkpoint_pages: 4000,
+            checkpoint_interval: Duration::from_millis(250),
             busy_timeout: Duration::from_secs(5),
             readers: 4,
         }
@@ -99,10 +99,10 @@ impl SqliteOptions {
         self
     }
 
-    /// Sets [`checkpoint_pages`](Self::checkpoint_pages).
+    /// Sets [`checkpoint_interval`](Self::checkpoint_interval).
     #[must_use]
-    pub fn checkpoint_pages(mut self, pages: u32) -> Self {
-        self.checkpoint_pages = pages;
+    pub fn checkpoint_interval(mut self, every: Duration) -> Self {
+        self.checkpoint_interval = every.max(Duration::from_millis(1));
         self
     }
 
@@ -126,7 +126,7 @@ impl fmt::Debug for SqliteOptions {
         f.debug_struct("SqliteOptions")
             .field("synchronous", &self.synchronous)
             .field("max_batch_items", &self.max_batch_items)
-            .field("checkpoint_pages", &self.checkpoint_pages)
+            .field("checkpoint_interval", &self.checkpoint_interval)
             .field("busy_timeout", &self.busy_timeout)
             .field("readers", &self.readers)
             .finish_non_exhaustive()

@@ -64,9 +64,8 @@ CREATE TABLE actions (
 );
 -- The partial indexes lead with state too, so the planner sees that they match both terms of
 -- `state = 'x' AND column < ?` and prefers them to actions_claim.
-CREATE INDEX actions_claim ON actions (state, run_at, seq);
-CREATE INDEX actions_owner ON actions (owner) WHERE owner IS NOT NULL;
-CREATE INDEX actions_lease ON actions (state, lease_until) WHERE state = 'leased';
+CREATE INDEX actions_claim ON actions (run_at, seq) WHERE state = 'ready';
+CREATE INDEX actions_lease ON actions (lease_until, owner) WHERE state = 'leased';
 CREATE INDEX actions_dead ON actions (state, seq) WHERE state = 'dead';
 CREATE INDEX actions_done ON actions (state, updated_at) WHERE state = 'done';
 CREATE INDEX actions_event ON actions (event_id);
@@ -99,16 +98,10 @@ CREATE TABLE audit (
     agent          TEXT,
     detail         TEXT NOT NULL
 );
-CREATE INDEX audit_at ON audit (at);
-CREATE INDEX audit_step ON audit (step);
 CREATE INDEX audit_event ON audit (event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX audit_correlation ON audit (correlation_id) WHERE correlation_id IS NOT NULL;
 CREATE INDEX audit_request ON audit (request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX audit_action ON audit (action_id) WHERE action_id IS NOT NULL;
-CREATE INDEX audit_event_type ON audit (event_type) WHERE event_type IS NOT NULL;
-CREATE INDEX audit_user ON audit (user_id) WHERE user_id IS NOT NULL;
-CREATE INDEX audit_tenant ON audit (tenant) WHERE tenant IS NOT NULL;
-CREATE INDEX audit_agent ON audit (agent) WHERE agent IS NOT NULL;
 ";
 
 /// The database's schema version.

@@ -128,10 +128,11 @@ impl Writer {
         }
         conn.pragma_update(None, "synchronous", options.synchronous.as_sql())
             .db()?;
-        // SQLite's automatic checkpoint is the PASSIVE checkpoint we want once the WAL holds
-        // `checkpoint_pages` pages; 0 turns it off.
-        conn.pragma_update(None, "wal_autocheckpoint", options.checkpoint_pages)
-            .db()?;
+        // No automatic checkpoint inside commits: the checkpointer thread copies the WAL back
+        // into the file beside the writer (see `checkpointer`), so commits never wait for it.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).db()?;
+        // 64 MiB of page cache: index pages stay in memory instead of being read again.
+        conn.pragma_update(None, "cache_size", -65_536).db()?;
         // The savepoints of group commit journal the pages they change; in memory, not in a
         // temporary file.
         conn.pragma_update(None, "temp_store", "MEMORY").db()?;
@@ -332,6 +333,37 @@ impl Writer {
             tracing::warn!(error = %e, "store connection did not close cleanly");
         }
         tracing::debug!("store writer stopped");
+    }
+}
+
+/// Runs a PASSIVE checkpoint on a connection of its own every `every`, until `stop`. A
+/// PASSIVE checkpoint never blocks the writer, so the copying of the WAL back into the file
+/// runs beside the commits instead of inside one of them (SQLite's automatic checkpoint runs in
+/// the commit that crosses its threshold, on the writer's thread). With nothing new in the WAL
+/// a checkpoint costs a look at the WAL index.
+pub(crate) fn checkpointer(
+    path: std::path::PathBuf,
+    every: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let conn = match Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "store checkpointer not started; the writer checkpoints when idle");
+            return;
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(every);
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        }) {
+            Ok((log, done)) => tracing::trace!(log, done, "store checkpoint"),
+            Err(e) => tracing::debug!(error = %e, "store checkpoint failed"),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use crate::ids::EventId;
 use crate::message::{Action, ActionMeta, Timestamp};
 use crate::rules::Proposal;
 use crate::store::{AcceptEvent, AcceptOutcome, NewAction, WriteBatch};
-use crate::telemetry::{AbandonReason, Sink, TelemetryKind};
+use crate::telemetry::{AbandonReason, Sink, SinkParts, TelemetryKind};
 
 const BATCH: usize = 512;
 
@@ -72,6 +72,19 @@ impl Router {
         let mut buf = Vec::with_capacity(BATCH);
         let mut closing = false;
         let mut report = RouterReport::default();
+        // In a stateful hub, batches are committed in a pipeline: while one batch's write is
+        // in flight, the next is routed, and the store groups both into one transaction. The
+        // committer answers publishers and delivers each batch in order, once committed.
+        let committer = self.durable.clone().map(|durable| {
+            let (tx, rx) = mpsc::channel::<Handoff>(PIPELINE);
+            let committer = Committer {
+                shared: self.shared.clone(),
+                sink: Sink::new(self.shared.bus.clone()).deferring_monitors(true),
+                abandoned: 0,
+            };
+            let task = self.shared.runtime.spawn(committer.run(rx, durable));
+            (tx, task)
+        });
         loop {
             tokio::select! {
                 biased;
@@ -96,14 +109,24 @@ impl Router {
             for env in buf.drain(..) {
                 self.route(env, &routing);
             }
-            if self.durable.is_some() {
-                self.commit().await;
+            if let Some((tx, _)) = &committer {
+                let handoff = self.hand_off();
+                if tx.send(handoff).await.is_err() {
+                    tracing::error!("the committer stopped; events are not answered");
+                }
+                continue;
             }
             // Telemetry of routing goes out before the actions, so no agent's outcome can be
             // published ahead of the dispatch it follows.
             self.sink.flush();
-            self.deliver().await;
+            let mut dispatches = std::mem::take(&mut self.dispatches);
+            self.abandoned += deliver(&self.shared, &mut dispatches, &mut self.sink).await;
+            self.dispatches = dispatches;
             self.sink.flush();
+        }
+        if let Some((tx, task)) = committer {
+            drop(tx);
+            self.abandoned += task.await.unwrap_or_default();
         }
         self.shared.intake_done.cancel();
         report.abandoned = self.abandoned;
@@ -316,14 +339,9 @@ impl Router {
         }
     }
 
-    /// Commits the batch's events, their durable actions and the audit of their routing in
-    /// one store write, then answers each client: its receipt, the first event's receipt for a
-    /// duplicate, or the store's error. Duplicates and events the store refused are neither
-    /// delivered nor reported.
-    async fn commit(&mut self) {
-        let Some(durable) = self.durable.clone() else {
-            return;
-        };
+    /// Takes the routed batch (its events for the store, the audit of its routing, its
+    /// dispatches and its telemetry) and starts its store write.
+    fn hand_off(&mut self) -> Handoff {
         let mut batch = WriteBatch {
             audit: self.sink.take_audit(),
             ..WriteBatch::default()
@@ -335,18 +353,83 @@ impl Router {
                 batch.accepts.push(s);
             }
         }
-        if batch.is_empty() {
-            for p in self.pending.drain(..) {
-                if let Some(ack) = p.ack {
-                    let _ = ack.send(Ok(p.receipt));
-                }
+        let write = match (&self.durable, batch.is_empty()) {
+            (Some(d), false) => {
+                let store = d.store.clone();
+                // Spawned, so that the write reaches the store now, while the next batch is
+                // routed.
+                Some(
+                    self.shared
+                        .runtime
+                        .spawn(async move { store.write(batch).await }),
+                )
             }
-            return;
+            _ => None,
+        };
+        Handoff {
+            write,
+            stored_at,
+            pending: std::mem::take(&mut self.pending),
+            dispatches: std::mem::take(&mut self.dispatches),
+            telemetry: self.sink.take_parts(),
         }
+    }
+}
+
+/// How many routed batches may wait for their commit at once.
+const PIPELINE: usize = 4;
+
+/// A routed batch on its way to its commit.
+struct Handoff {
+    write: Option<
+        tokio::task::JoinHandle<Result<crate::store::WriteOutcome, crate::store::StoreError>>,
+    >,
+    /// For each stored event, in write order: its index in `pending`.
+    stored_at: Vec<usize>,
+    pending: Vec<Pending>,
+    dispatches: Vec<(Arc<AgentEntry>, Dispatch)>,
+    telemetry: SinkParts,
+}
+
+/// Answers and delivers committed batches, in the order they were routed.
+struct Committer {
+    shared: Arc<Shared>,
+    sink: Sink,
+    abandoned: u64,
+}
+
+impl Committer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Handoff>, _durable: Arc<Durable>) -> u64 {
+        while let Some(h) = rx.recv().await {
+            self.finish(h).await;
+        }
+        self.abandoned
+    }
+
+    /// Answers each client: its receipt, the first event's receipt for a duplicate, or the
+    /// store's error. Duplicates and events the store refused are neither delivered nor
+    /// reported.
+    async fn finish(&mut self, h: Handoff) {
+        let Handoff {
+            write,
+            stored_at,
+            mut pending,
+            mut dispatches,
+            mut telemetry,
+        } = h;
         let mut answers: Vec<Result<Receipt, crate::store::StoreError>> =
-            self.pending.iter().map(|p| Ok(p.receipt)).collect();
+            pending.iter().map(|p| Ok(p.receipt)).collect();
         let mut refused: Vec<EventId> = Vec::new();
-        match durable.store.write(batch).await {
+        let outcome = match write {
+            None => Ok(crate::store::WriteOutcome::default()),
+            Some(task) => match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => Err(crate::store::StoreError::Unavailable(format!(
+                    "the store write stopped: {e}"
+                ))),
+            },
+        };
+        match outcome {
             Ok(out) => {
                 for (i, outcome) in stored_at.into_iter().zip(out.accepted) {
                     if let AcceptOutcome::Duplicate {
@@ -354,7 +437,7 @@ impl Router {
                         correlation_id,
                     } = outcome
                     {
-                        refused.push(self.pending[i].receipt.event_id);
+                        refused.push(pending[i].receipt.event_id);
                         answers[i] = Ok(Receipt {
                             event_id,
                             correlation_id,
@@ -363,19 +446,18 @@ impl Router {
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, events = self.pending.len(), "events not committed");
-                for (i, p) in self.pending.iter().enumerate() {
+                tracing::warn!(%error, events = pending.len(), "events not committed");
+                for (i, p) in pending.iter().enumerate() {
                     refused.push(p.receipt.event_id);
                     answers[i] = Err(error.clone());
                 }
             }
         }
         if !refused.is_empty() {
-            self.sink.retain_events(|id| !refused.contains(&id));
-            self.dispatches
-                .retain(|(_, d)| !refused.contains(&d.action.meta.event.id));
+            telemetry.retain_events(|id| !refused.contains(&id));
+            dispatches.retain(|(_, d)| !refused.contains(&d.action.meta.event.id));
         }
-        for (p, answer) in self.pending.drain(..).zip(answers) {
+        for (p, answer) in pending.drain(..).zip(answers) {
             if answer.is_err() {
                 if let Some(r) = &p.request {
                     r.stop(crate::request::RequestState::Failed);
@@ -385,42 +467,51 @@ impl Router {
                 let _ = ack.send(answer);
             }
         }
+        // Telemetry of routing goes out before the actions.
+        self.sink.flush_parts(telemetry);
+        self.abandoned += deliver(&self.shared, &mut dispatches, &mut self.sink).await;
+        self.sink.flush();
     }
+}
 
-    /// Queues the batch's actions. A full agent queue makes the router wait (and so, in turn,
-    /// publishers): backpressure, not loss. Once the shutdown deadline has passed, what cannot
-    /// be queued is reported abandoned.
-    async fn deliver(&mut self) {
-        for (entry, d) in std::mem::take(&mut self.dispatches) {
-            let d = match entry.tx.try_send(d) {
-                Ok(()) => continue,
-                Err(TrySendError::Full(d)) => {
-                    tokio::select! {
-                        permit = entry.tx.reserve() => match permit {
-                            Ok(permit) => {
-                                permit.send(d);
-                                continue;
-                            }
-                            Err(_) => d,
-                        },
-                        _ = self.shared.abort.cancelled() => d,
-                    }
+/// Queues a batch's actions. A full agent queue makes the router wait (and so, in turn,
+/// publishers): backpressure, not loss. Once the shutdown deadline has passed, what cannot be
+/// queued is reported abandoned; returns how many were.
+async fn deliver(
+    shared: &Shared,
+    dispatches: &mut Vec<(Arc<AgentEntry>, Dispatch)>,
+    sink: &mut Sink,
+) -> u64 {
+    let mut abandoned = 0;
+    for (entry, d) in dispatches.drain(..) {
+        let d = match entry.tx.try_send(d) {
+            Ok(()) => continue,
+            Err(TrySendError::Full(d)) => {
+                tokio::select! {
+                    permit = entry.tx.reserve() => match permit {
+                        Ok(permit) => {
+                            permit.send(d);
+                            continue;
+                        }
+                        Err(_) => d,
+                    },
+                    _ = shared.abort.cancelled() => d,
                 }
-                Err(TrySendError::Closed(d)) => d,
-            };
-            self.abandoned += 1;
-            if let Some(r) = &d.request {
-                r.stop(crate::request::RequestState::Cancelled);
             }
-            let reason = AbandonReason::ShutdownDeadline;
-            self.sink.begin();
-            self.sink.emit(
-                TelemetryKind::ActionAbandoned {
-                    action: d.action.meta,
-                    reason,
-                },
-                d.monitor.as_ref(),
-            );
+            Err(TrySendError::Closed(d)) => d,
+        };
+        abandoned += 1;
+        if let Some(r) = &d.request {
+            r.stop(crate::request::RequestState::Cancelled);
         }
+        sink.begin();
+        sink.emit(
+            TelemetryKind::ActionAbandoned {
+                action: d.action.meta,
+                reason: AbandonReason::ShutdownDeadline,
+            },
+            d.monitor.as_ref(),
+        );
     }
+    abandoned
 }

@@ -438,7 +438,8 @@ pub struct AuditRecord {
     /// The agent concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentId>,
-    /// The whole step, as the telemetry stream shows it.
+    /// The step's own fields, as the telemetry stream shows them, less what the columns above
+    /// hold (time, step name, ids, event type, user, tenant, agent).
     pub detail: Value,
 }
 
@@ -757,8 +758,45 @@ pub fn audit_record(step: &crate::TelemetryEvent) -> AuditRecord {
         user: event.map(|e| e.principal.user.clone()),
         tenant: event.and_then(|e| e.principal.tenant.clone()),
         agent,
-        detail: serde_json::to_value(step).unwrap_or(Value::Null),
+        detail: compact(step),
     }
+}
+
+/// The step as JSON, less what the record's columns already hold (time, step name, the ids,
+/// the event's type, user and tenant, the agent): about half the bytes, and the audit log's
+/// writes are most of a stateful hub's cost. The `accepted` step keeps what else the event
+/// header has (groups, dedupe key, origin); action steps keep the attempt, action type, rule
+/// and provider.
+fn compact(step: &crate::TelemetryEvent) -> Value {
+    let mut v = serde_json::to_value(step).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("at");
+        obj.remove("kind");
+        if let Some(event) = obj.get_mut("event").and_then(Value::as_object_mut) {
+            for column in ["id", "type", "correlation_id", "request_id"] {
+                event.remove(column);
+            }
+            if let Some(p) = event.get_mut("principal").and_then(Value::as_object_mut) {
+                p.remove("user");
+                p.remove("tenant");
+                if p.is_empty() {
+                    event.remove("principal");
+                }
+            }
+            if event.is_empty() {
+                obj.remove("event");
+            }
+        }
+        if let Some(action) = obj.get_mut("action").and_then(Value::as_object_mut) {
+            for column in ["event", "id", "agent"] {
+                action.remove(column);
+            }
+        }
+        if obj.get("agent").and_then(Value::as_str).is_some() {
+            obj.remove("agent");
+        }
+    }
+    v
 }
 
 fn step_agent(kind: &crate::TelemetryKind) -> Option<AgentId> {

@@ -175,6 +175,21 @@ fn lock(m: &Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
     }
 }
 
+/// Steps taken out of a [`Sink`], waiting for their batch to be committed.
+pub(crate) struct SinkParts {
+    buf: Vec<TelemetryEvent>,
+    deferred: Vec<(TelemetryEvent, Monitor)>,
+}
+
+impl SinkParts {
+    /// Forgets the steps of events `keep` refuses (steps concerning no event stay).
+    pub(crate) fn retain_events(&mut self, keep: impl Fn(EventId) -> bool) {
+        let keep_step = |ev: &TelemetryEvent| ev.event_id().is_none_or(&keep);
+        self.buf.retain(keep_step);
+        self.deferred.retain(|(ev, _)| keep_step(ev));
+    }
+}
+
 /// A stage's buffer of telemetry, flushed to the bus once per batch of work.
 ///
 /// In a stateful hub every step is also kept for the audit log (taken with
@@ -214,21 +229,31 @@ impl Sink {
         self
     }
 
+    /// Takes the steps buffered for the bus and the deferred monitors, to be flushed later
+    /// with [`flush_parts`](Self::flush_parts).
+    pub(crate) fn take_parts(&mut self) -> SinkParts {
+        SinkParts {
+            buf: std::mem::take(&mut self.buf),
+            deferred: self
+                .deferred
+                .as_mut()
+                .map(std::mem::take)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Sends steps taken earlier with [`take_parts`](Self::take_parts): to their monitors, then
+    /// to the bus.
+    pub(crate) fn flush_parts(&mut self, parts: SinkParts) {
+        for (ev, m) in parts.deferred {
+            m.send(ev);
+        }
+        self.bus.publish(parts.buf);
+    }
+
     /// The audit records of the steps since the last call.
     pub(crate) fn take_audit(&mut self) -> Vec<AuditRecord> {
         self.audit.as_mut().map(std::mem::take).unwrap_or_default()
-    }
-
-    /// Forgets the buffered steps of events `keep` refuses (steps concerning no event stay).
-    pub(crate) fn retain_events(&mut self, keep: impl Fn(EventId) -> bool) {
-        let keep_step = |ev: &TelemetryEvent| ev.event_id().is_none_or(&keep);
-        self.buf.retain(keep_step);
-        if let Some(d) = &mut self.deferred {
-            d.retain(|(ev, _)| keep_step(ev));
-        }
-        if let Some(a) = &mut self.audit {
-            a.retain(|r| r.event_id.is_none_or(&keep));
-        }
     }
 
     /// Starts a batch of work: checks whether anyone listens (an unwatched hub builds no

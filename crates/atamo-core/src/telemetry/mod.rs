@@ -15,7 +15,7 @@ mod bus;
 mod event;
 mod monitor;
 
-pub(crate) use bus::{Bus, Sink};
+pub(crate) use bus::{Bus, Sink, SinkParts};
 pub use bus::{TelemetryBatch, TelemetryRecvError, TelemetrySubscriber};
 pub use event::{
     AbandonReason, ExpiryReason, ProcessChange, SuppressReason, TelemetryEvent, TelemetryKind,
