@@ -776,7 +776,19 @@ async fn commit_in(
         results.expires_at.push(ts(r.expires_at));
         results.records.push(Json(r));
     }
-    let audit = AuditRows::build(batches.iter().flat_map(|b| &b.audit));
+    // A refused duplicate's steps are not the path of anything stored.
+    let refused: HashSet<EventId> = accepts
+        .iter()
+        .zip(&outcome)
+        .filter(|(_, o)| **o != AcceptOutcome::New)
+        .map(|(a, _)| a.event.id)
+        .collect();
+    let audit = AuditRows::build(
+        batches
+            .iter()
+            .flat_map(|b| &b.audit)
+            .filter(|r| r.event_id.is_none_or(|id| !refused.contains(&id))),
+    );
     let wake = actions.any_ready || settle_wakes;
 
     let events_st = match events.ids.is_empty() {

@@ -145,9 +145,13 @@ pub(crate) fn write(
         accepted: Vec::with_capacity(batch.accepts.len()),
         settled: Vec::with_capacity(batch.settles.len()),
     };
+    let mut refused = Vec::new();
     for (accept, (event_body, action_bodies)) in batch.accepts.iter().zip(&bodies.0) {
-        out.accepted
-            .push(accept_event(conn, accept, event_body, action_bodies, now)?);
+        let outcome = accept_event(conn, accept, event_body, action_bodies, now)?;
+        if outcome != AcceptOutcome::New {
+            refused.push(accept.event.id.to_string());
+        }
+        out.accepted.push(outcome);
     }
     for settle in &batch.settles {
         out.settled.push(settle_one(conn, settle, now)?);
@@ -155,7 +159,16 @@ pub(crate) fn write(
     for result in &batch.results {
         insert_result(conn, result)?;
     }
-    insert_audit(conn, audit)?;
+    if refused.is_empty() {
+        insert_audit(conn, audit)?;
+    } else {
+        // A refused duplicate's steps are not the path of anything stored.
+        let kept: Vec<&EncodedAudit> = audit
+            .iter()
+            .filter(|r| r.event_id.as_ref().is_none_or(|id| !refused.contains(id)))
+            .collect();
+        insert_audit(conn, &kept)?;
+    }
     Ok(out)
 }
 
@@ -345,7 +358,10 @@ pub(crate) fn encode_audit(records: Vec<AuditRecord>) -> Result<Vec<EncodedAudit
 /// Audit rows per INSERT statement: one statement per row costs more than its row.
 const AUDIT_ROWS_PER_INSERT: usize = 32;
 
-pub(crate) fn insert_audit(conn: &Connection, records: &[EncodedAudit]) -> Result<(), StoreError> {
+pub(crate) fn insert_audit<R: std::borrow::Borrow<EncodedAudit>>(
+    conn: &Connection,
+    records: &[R],
+) -> Result<(), StoreError> {
     for chunk in records.chunks(AUDIT_ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO audit (at, step, event_id, correlation_id, request_id, action_id, \
@@ -360,6 +376,7 @@ pub(crate) fn insert_audit(conn: &Connection, records: &[EncodedAudit]) -> Resul
         let mut stmt = conn.prepare_cached(&sql).db()?;
         let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 11);
         for r in chunk {
+            let r: &EncodedAudit = r.borrow();
             values.extend([
                 &r.at as &dyn rusqlite::ToSql,
                 &r.step,

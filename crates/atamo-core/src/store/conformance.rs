@@ -260,6 +260,9 @@ pub async fn a_dedupe_key_is_accepted_once_within_its_window(open: &dyn Open) {
     let second_action = action(&second, "mailer");
     // Two events in one batch: the second one is the duplicate of the first batch's event.
     let mut batch = accept(second.clone(), vec![ready_action(second_action.clone())]);
+    batch
+        .audit
+        .push(audit("accepted", &second, None, clock.now()));
     let third = keyed(Some("acme"));
     batch.accepts.push(AcceptEvent {
         event: third.clone(),
@@ -279,6 +282,14 @@ pub async fn a_dedupe_key_is_accepted_once_within_its_window(open: &dyn Open) {
     );
     assert_eq!(store.event(second.id).await.expect("event"), None);
     assert_eq!(store.action(second_action.id).await.expect("action"), None);
+    let steps = store
+        .audit(AuditQuery {
+            event_id: Some(second.id),
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("audit");
+    assert!(steps.items.is_empty(), "a duplicate leaves no audit trail");
 
     clock.advance(Duration::from_secs(61));
     let fourth = keyed(None);

@@ -72,12 +72,14 @@ fn ready<T: Send + 'static>(v: T) -> StoreFuture<'static, T> {
 impl Inner {
     fn write(&mut self, batch: WriteBatch, now: Timestamp) -> WriteOutcome {
         let mut out = WriteOutcome::default();
+        let mut refused = Vec::new();
         for accept in batch.accepts {
             let event = accept.event;
             if let Some(key) = &event.dedupe_key {
                 let k = (event.principal.tenant.clone(), key.clone());
                 if let Some((id, corr, until)) = self.dedupe.get(&k) {
                     if *until > now {
+                        refused.push(event.id);
                         out.accepted.push(AcceptOutcome::Duplicate {
                             event_id: *id,
                             correlation_id: *corr,
@@ -178,6 +180,10 @@ impl Inner {
         }
         self.results.extend(batch.results);
         for mut record in batch.audit {
+            // A refused duplicate's steps are not the path of anything stored.
+            if record.event_id.is_some_and(|id| refused.contains(&id)) {
+                continue;
+            }
             record.seq = self.next_audit;
             self.next_audit += 1;
             self.audit.insert(record.seq, record);

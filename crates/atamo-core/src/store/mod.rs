@@ -592,7 +592,8 @@ pub struct WriteBatch {
     pub settles: Vec<Settle>,
     /// Answers of requests.
     pub results: Vec<ResultRecord>,
-    /// Steps for the audit log.
+    /// Steps for the audit log. Those of an event this batch refuses as a duplicate are not
+    /// written: they are not the path of anything stored.
     pub audit: Vec<AuditRecord>,
 }
 
