@@ -485,3 +485,54 @@ async fn an_event_the_store_cannot_take_comes_back_to_the_publisher() {
     hub.shutdown().await;
     assert_eq!(agent.count(), 0, "nothing of a refused event is sent");
 }
+
+#[tokio::test]
+async fn the_hub_prunes_what_its_retention_no_longer_keeps_per_tenant() {
+    let store = Arc::new(MemoryStore::new());
+    let agent = RecordingAgent::new();
+    let mut retention = atamo_core::store::Retention {
+        max_age: Some(Duration::from_millis(100)),
+        ..Default::default()
+    };
+    // The "gold" tenant keeps its history for an hour.
+    retention
+        .tenants
+        .insert("gold".into(), Duration::from_secs(3600));
+    let hub = atamo_tests::orders::builder(&["notify"], vec![notify_rule("mailer")])
+        .store_with(
+            store.clone(),
+            StoreSettings::default()
+                .retention(retention)
+                .prune_interval(Duration::from_millis(20)),
+        )
+        .agent(AgentSpec::new("mailer", agent.agent()).handles(["notify"]))
+        .build()
+        .unwrap();
+    let plain = hub.handle().publish(order(1)).await.unwrap();
+    let gold_event = Event::new(
+        "order.created",
+        Principal::user("carol").in_tenant("gold"),
+        json!({"n": 2}),
+    );
+    let gold = hub.handle().publish(gold_event).await.unwrap();
+    agent.wait_for(2).await;
+    let ids: Vec<ActionId> = agent.received().iter().map(|a| a.id()).collect();
+    for id in &ids {
+        until_state(&store, *id, ActionState::Done).await;
+    }
+    // Within a few prune rounds the plain event's trail is gone; gold's stays.
+    let mut gone = false;
+    for _ in 0..500 {
+        if steps_of(&hub, plain.event_id).await.is_empty()
+            && store.event(plain.event_id).await.unwrap().is_none()
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the plain event was never pruned");
+    assert!(store.event(gold.event_id).await.unwrap().is_some());
+    assert_eq!(steps_of(&hub, gold.event_id).await.len(), 4);
+    hub.shutdown().await;
+}
