@@ -14,8 +14,8 @@ use atamo_core::agent::{AgentError, Reply};
 use atamo_core::failure::RetryPolicy;
 use atamo_core::hub::StoreSettings;
 use atamo_core::store::{
-    AcceptEvent, ActionRecord, ActionState, AuditQuery, Durability, EventHeader, EventRecord,
-    MemoryStore, NewAction, Store, WriteBatch,
+    AcceptEvent, ActionRecord, ActionState, AuditQuery, Durability, EventRecord, MemoryStore,
+    NewAction, Store, WriteBatch,
 };
 use atamo_core::{
     ActionId, AgentSpec, Event, EventTypeDef, Hub, HubBuilder, Principal, PublishError,
@@ -318,35 +318,16 @@ async fn ready_actions_in_the_store_are_claimed_and_run_with_their_idempotency_k
     let mut batch = WriteBatch::default();
     let mut ids = Vec::new();
     for n in 0..5 {
-        let event = EventRecord {
-            id: atamo_core::EventId::generate(),
-            event_type: "order.created".into(),
-            principal: Principal::user("alice"),
-            correlation_id: atamo_core::CorrelationId::generate(),
-            dedupe_key: None,
-            origin: None,
-            request: None,
-            payload: json!({"n": n}),
-            accepted_at: atamo_core::message::Timestamp::now(),
-        };
+        let event = EventRecord::new(
+            "order.created",
+            Principal::user("alice"),
+            json!({"n": n}),
+            atamo_core::message::Timestamp::now(),
+        );
         let record = ActionRecord {
-            id: ActionId::generate(),
-            agent: "mailer".into(),
-            action_type: "notify".into(),
             rule: Some("notify".into()),
             provider: Some("rules".into()),
-            event: EventHeader {
-                id: event.id,
-                event_type: event.event_type.clone(),
-                principal: event.principal.clone(),
-                correlation_id: event.correlation_id,
-                dedupe_key: None,
-                origin: None,
-            },
-            request: None,
-            payload: json!({"n": n.to_string()}),
-            retry: None,
-            fallback: None,
+            ..ActionRecord::new(&event, "mailer", "notify", json!({"n": n.to_string()}))
         };
         ids.push(record.id);
         batch.accepts.push(AcceptEvent {

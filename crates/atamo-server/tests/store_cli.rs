@@ -8,10 +8,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use atamo_core::store::{
-    AcceptEvent, ActionRecord, EventHeader, EventRecord, NewAction, NodeId, Settle, Settlement,
-    Store, WriteBatch,
+    AcceptEvent, ActionRecord, EventRecord, NewAction, NodeId, Settle, Settlement, Store,
+    WriteBatch,
 };
-use atamo_core::{ActionId, CorrelationId, EventId, Principal};
+use atamo_core::Principal;
 use atamo_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::{json, Value};
 
@@ -24,49 +24,22 @@ fn atamo(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn accept(agent: &str, n: u64) -> (AcceptEvent, ActionId) {
-    let event = EventRecord {
-        id: EventId::generate(),
-        event_type: "order.created".into(),
-        principal: Principal::user("alice"),
-        correlation_id: CorrelationId::generate(),
-        dedupe_key: None,
-        origin: None,
-        request: None,
-        payload: json!({"n": n}),
-        accepted_at: atamo_core::message::Timestamp::now(),
-    };
-    let record = ActionRecord {
-        id: ActionId::generate(),
-        agent: agent.into(),
-        action_type: "notify".into(),
-        rule: None,
-        provider: None,
-        event: EventHeader {
-            id: event.id,
-            event_type: event.event_type.clone(),
-            principal: event.principal.clone(),
-            correlation_id: event.correlation_id,
-            dedupe_key: None,
-            origin: None,
-        },
-        request: None,
-        payload: json!({"n": n}),
-        retry: None,
-        fallback: None,
-    };
-    let id = record.id;
-    (
-        AcceptEvent {
-            event,
-            dedupe_window: Duration::ZERO,
-            actions: vec![NewAction {
-                record,
-                lease: None,
-            }],
-        },
-        id,
-    )
+fn accept(agent: &str, n: u64) -> AcceptEvent {
+    let event = EventRecord::new(
+        "order.created",
+        Principal::user("alice"),
+        json!({"n": n}),
+        atamo_core::message::Timestamp::now(),
+    );
+    let record = ActionRecord::new(&event, agent, "notify", json!({"n": n}));
+    AcceptEvent {
+        event,
+        dedupe_window: Duration::ZERO,
+        actions: vec![NewAction {
+            record,
+            lease: None,
+        }],
+    }
 }
 
 /// A store with 3 ready actions for `mailer`, 1 for `archive`, and one dead letter (the
@@ -78,7 +51,7 @@ async fn fill(path: &std::path::Path) {
     let mut batch = WriteBatch::default();
     for n in 0..5 {
         let agent = if n == 3 { "archive" } else { "mailer" };
-        batch.accepts.push(accept(agent, n).0);
+        batch.accepts.push(accept(agent, n));
     }
     store.write(batch).await.unwrap();
     let node = NodeId::new("n1");

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::ids::{ActionId, CorrelationId, EventId, RequestId};
+use crate::ids::{ActionId, EventId, RequestId};
 use crate::message::Principal;
 
 /// Opens a fresh, empty store reading the time from `clock`.
@@ -86,39 +86,27 @@ pub fn event(user: &str, tenant: Option<&str>, at: Timestamp) -> EventRecord {
     if let Some(t) = tenant {
         principal = principal.in_tenant(t);
     }
-    EventRecord {
-        id: EventId::generate(),
-        event_type: "order.created".into(),
+    EventRecord::new(
+        "order.created",
         principal,
-        correlation_id: CorrelationId::generate(),
-        dedupe_key: None,
-        origin: None,
-        request: None,
-        payload: json!({"order": {"id": 7, "note": "ünïcode ✓"}}),
-        accepted_at: at,
-    }
+        json!({"order": {"id": 7, "note": "ünïcode ✓"}}),
+        at,
+    )
 }
 
 /// An action of `event` for `agent`.
 pub fn action(event: &EventRecord, agent: &str) -> ActionRecord {
+    let to = event.principal.user.as_str();
     ActionRecord {
-        id: ActionId::generate(),
-        agent: agent.into(),
-        action_type: "email.send".into(),
         rule: Some("mail-orders".into()),
         provider: Some("rules".into()),
-        event: EventHeader {
-            id: event.id,
-            event_type: event.event_type.clone(),
-            principal: event.principal.clone(),
-            correlation_id: event.correlation_id,
-            dedupe_key: event.dedupe_key.clone(),
-            origin: None,
-        },
-        request: event.request,
-        payload: json!({"to": event.principal.user.as_str(), "n": [1, 2, 3]}),
         retry: Some(crate::failure::RetryPolicy::attempts(3)),
-        fallback: None,
+        ..ActionRecord::new(
+            event,
+            agent,
+            "email.send",
+            json!({"to": to, "n": [1, 2, 3]}),
+        )
     }
 }
 

@@ -199,6 +199,40 @@ pub struct EventRecord {
     pub accepted_at: Timestamp,
 }
 
+impl EventRecord {
+    /// An event with fresh ids and no dedupe key, origin or request, accepted at `at`.
+    pub fn new(
+        event_type: impl Into<EventType>,
+        principal: Principal,
+        payload: Value,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            id: EventId::generate(),
+            event_type: event_type.into(),
+            principal,
+            correlation_id: CorrelationId::generate(),
+            dedupe_key: None,
+            origin: None,
+            request: None,
+            payload,
+            accepted_at: at,
+        }
+    }
+
+    /// The header this event's actions carry.
+    pub fn header(&self) -> EventHeader {
+        EventHeader {
+            id: self.id,
+            event_type: self.event_type.clone(),
+            principal: self.principal.clone(),
+            correlation_id: self.correlation_id,
+            dedupe_key: self.dedupe_key.clone(),
+            origin: self.origin.clone(),
+        }
+    }
+}
+
 /// The action that published a follow-up event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OriginRecord {
@@ -269,6 +303,27 @@ pub struct ActionRecord {
 }
 
 impl ActionRecord {
+    /// An action of `event` for `agent` with a fresh id, no rule, retry policy or fallback.
+    pub fn new(
+        event: &EventRecord,
+        agent: impl Into<AgentId>,
+        action_type: impl Into<ActionType>,
+        payload: Value,
+    ) -> Self {
+        Self {
+            id: ActionId::generate(),
+            agent: agent.into(),
+            action_type: action_type.into(),
+            rule: None,
+            provider: None,
+            event: event.header(),
+            request: event.request,
+            payload,
+            retry: None,
+            fallback: None,
+        }
+    }
+
     /// The tenant of the action's event.
     pub fn tenant(&self) -> Option<&TenantId> {
         self.event.principal.tenant.as_ref()

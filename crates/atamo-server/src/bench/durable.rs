@@ -10,9 +10,9 @@ use anyhow::{bail, ensure, Context};
 use atamo_core::hub::StoreSettings;
 use atamo_core::rules::Sharing;
 use atamo_core::store::{
-    AcceptEvent, ActionRecord, ActionState, EventHeader, EventRecord, NewAction, Store, WriteBatch,
+    AcceptEvent, ActionRecord, ActionState, EventRecord, NewAction, Store, WriteBatch,
 };
-use atamo_core::{agent_fn, ActionId, CorrelationId, Event, EventId, Principal, Reply};
+use atamo_core::{agent_fn, Event, Principal, Reply};
 use serde_json::json;
 
 use super::median;
@@ -315,36 +315,16 @@ async fn baseline(place: &Place, events: u64) -> anyhow::Result<f64> {
 
 /// An event and its action, as the hub stores them.
 fn rows(n: u64) -> AcceptEvent {
-    let principal = Principal::user("bench");
-    let event = EventRecord {
-        id: EventId::generate(),
-        event_type: "bench.event".into(),
-        principal: principal.clone(),
-        correlation_id: CorrelationId::generate(),
-        dedupe_key: None,
-        origin: None,
-        request: None,
-        payload: json!({"n": n}),
-        accepted_at: atamo_core::message::Timestamp::now(),
-    };
+    let event = EventRecord::new(
+        "bench.event",
+        Principal::user("bench"),
+        json!({"n": n}),
+        atamo_core::message::Timestamp::now(),
+    );
     let record = ActionRecord {
-        id: ActionId::generate(),
-        agent: "sink".into(),
-        action_type: "sink".into(),
         rule: Some("bench-rule".into()),
         provider: Some("rules".into()),
-        event: EventHeader {
-            id: event.id,
-            event_type: event.event_type.clone(),
-            principal,
-            correlation_id: event.correlation_id,
-            dedupe_key: None,
-            origin: None,
-        },
-        request: None,
-        payload: json!({"n": n}),
-        retry: None,
-        fallback: None,
+        ..ActionRecord::new(&event, "sink", "sink", json!({"n": n}))
     };
     AcceptEvent {
         event,
