@@ -32,14 +32,7 @@ fn accept(agent: &str, n: u64) -> AcceptEvent {
         atamo_core::message::Timestamp::now(),
     );
     let record = ActionRecord::new(&event, agent, "notify", json!({"n": n}));
-    AcceptEvent {
-        event,
-        dedupe_window: Duration::ZERO,
-        actions: vec![NewAction {
-            record,
-            lease: None,
-        }],
-    }
+    AcceptEvent::new(event, vec![NewAction::ready(record)])
 }
 
 /// A store with 3 ready actions for `mailer`, 1 for `archive`, and one dead letter (the

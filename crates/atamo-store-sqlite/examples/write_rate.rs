@@ -12,28 +12,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use atamo_core::message::Timestamp;
-use atamo_core::store::conformance::{action, event};
-use atamo_core::store::{AcceptEvent, NewAction, Store, WriteBatch};
+use atamo_core::store::conformance::accept_one;
+use atamo_core::store::{AcceptEvent, Store, WriteBatch};
 use atamo_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
-
-fn accept_one() -> WriteBatch {
-    let e = event("alice", Some("acme"), Timestamp::now());
-    let a = action(&e, "mailer");
-    WriteBatch {
-        accepts: vec![AcceptEvent {
-            event: e,
-            dedupe_window: Duration::ZERO,
-            actions: vec![NewAction {
-                record: a,
-                lease: None,
-            }],
-        }],
-        ..WriteBatch::default()
-    }
-}
 
 async fn concurrent(dir: &std::path::Path, sync: Synchronous, writes: usize, tasks: usize) {
     let store = Arc::new(

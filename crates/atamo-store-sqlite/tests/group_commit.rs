@@ -5,27 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use atamo_core::message::Timestamp;
-use atamo_core::store::conformance::{action, event};
-use atamo_core::store::{AcceptEvent, AcceptOutcome, ActionState, NewAction, Store, WriteBatch};
+use atamo_core::store::conformance::accept_one;
+use atamo_core::store::{AcceptOutcome, ActionState, Store, WriteBatch};
 use atamo_store_sqlite::{SqliteOptions, SqliteStore};
-
-/// One accepted event with one ready action.
-fn accept_one() -> WriteBatch {
-    let e = event("alice", Some("acme"), Timestamp::now());
-    let a = action(&e, "mailer");
-    WriteBatch {
-        accepts: vec![AcceptEvent {
-            event: e,
-            dedupe_window: Duration::ZERO,
-            actions: vec![NewAction {
-                record: a,
-                lease: None,
-            }],
-        }],
-        ..WriteBatch::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_share_commits() {

@@ -110,6 +110,14 @@ pub fn action(event: &EventRecord, agent: &str) -> ActionRecord {
     }
 }
 
+/// One accepted event (for `alice` in `acme`) with one ready action for `mailer`: the unit of
+/// the backends' write-rate measurements.
+pub fn accept_one() -> WriteBatch {
+    let e = event("alice", Some("acme"), Timestamp::now());
+    let a = action(&e, "mailer");
+    WriteBatch::accepting(vec![AcceptEvent::new(e, vec![NewAction::ready(a)])])
+}
+
 fn accept(event: EventRecord, actions: Vec<NewAction>) -> WriteBatch {
     WriteBatch {
         accepts: vec![AcceptEvent {

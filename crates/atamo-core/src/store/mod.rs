@@ -374,6 +374,16 @@ pub struct NewAction {
     pub lease: Option<(NodeId, Duration)>,
 }
 
+impl NewAction {
+    /// An action enqueued ready, for whichever node claims it first.
+    pub fn ready(record: ActionRecord) -> Self {
+        Self {
+            record,
+            lease: None,
+        }
+    }
+}
+
 /// An event to accept, with its actions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcceptEvent {
@@ -383,6 +393,17 @@ pub struct AcceptEvent {
     pub dedupe_window: Duration,
     /// Its actions.
     pub actions: Vec<NewAction>,
+}
+
+impl AcceptEvent {
+    /// An event with its actions, without a dedupe window.
+    pub fn new(event: EventRecord, actions: Vec<NewAction>) -> Self {
+        Self {
+            event,
+            dedupe_window: Duration::ZERO,
+            actions,
+        }
+    }
 }
 
 /// What became of an accepted event.
@@ -653,6 +674,14 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// A batch accepting `accepts` and nothing else.
+    pub fn accepting(accepts: Vec<AcceptEvent>) -> Self {
+        Self {
+            accepts,
+            ..Self::default()
+        }
+    }
+
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.accepts.is_empty()

@@ -326,12 +326,5 @@ fn rows(n: u64) -> AcceptEvent {
         provider: Some("rules".into()),
         ..ActionRecord::new(&event, "sink", "sink", json!({"n": n}))
     };
-    AcceptEvent {
-        event,
-        dedupe_window: Duration::ZERO,
-        actions: vec![NewAction {
-            record,
-            lease: None,
-        }],
-    }
+    AcceptEvent::new(event, vec![NewAction::ready(record)])
 }
