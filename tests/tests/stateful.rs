@@ -34,6 +34,14 @@ fn stateful(store: &Arc<MemoryStore>, rules: Vec<Rule>) -> HubBuilder {
     )
 }
 
+/// A stateful hub sending every order to `agent` as `mailer`.
+fn mailer_hub(store: &Arc<MemoryStore>, agent: &RecordingAgent) -> Hub {
+    stateful(store, vec![notify_rule("mailer")])
+        .agent(AgentSpec::new("mailer", agent.agent()).handles(["notify"]))
+        .build()
+        .unwrap()
+}
+
 /// Waits (up to 10 s) until the stored action is in `state`.
 async fn until_state(store: &MemoryStore, id: ActionId, state: ActionState) {
     for _ in 0..1000 {
@@ -70,10 +78,7 @@ async fn steps_of(hub: &Hub, event: atamo_core::EventId) -> Vec<String> {
 async fn an_event_is_committed_before_it_is_acknowledged_and_its_path_is_audited() {
     let store = Arc::new(MemoryStore::new());
     let agent = RecordingAgent::new();
-    let hub = stateful(&store, vec![notify_rule("mailer")])
-        .agent(AgentSpec::new("mailer", agent.agent()).handles(["notify"]))
-        .build()
-        .unwrap();
+    let hub = mailer_hub(&store, &agent);
     let receipt = hub.handle().publish(order(7)).await.unwrap();
     // Acknowledged: the event is in the store already.
     let stored = store
@@ -105,10 +110,7 @@ async fn an_event_is_committed_before_it_is_acknowledged_and_its_path_is_audited
 async fn a_second_event_with_the_same_dedupe_key_gets_the_first_receipt() {
     let store = Arc::new(MemoryStore::new());
     let agent = RecordingAgent::new();
-    let hub = stateful(&store, vec![notify_rule("mailer")])
-        .agent(AgentSpec::new("mailer", agent.agent()).handles(["notify"]))
-        .build()
-        .unwrap();
+    let hub = mailer_hub(&store, &agent);
     let keyed = |n: u64| {
         Event::builder("order.created", Principal::user("alice"))
             .payload(json!({"n": n}))
@@ -341,10 +343,7 @@ async fn ready_actions_in_the_store_are_claimed_and_run_with_their_idempotency_k
     }
     store.write(batch).await.unwrap();
     let agent = RecordingAgent::new();
-    let hub = stateful(&store, vec![notify_rule("mailer")])
-        .agent(AgentSpec::new("mailer", agent.agent()).handles(["notify"]))
-        .build()
-        .unwrap();
+    let hub = mailer_hub(&store, &agent);
     agent.wait_for(5).await;
     for id in &ids {
         until_state(&store, *id, ActionState::Done).await;

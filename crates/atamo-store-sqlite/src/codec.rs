@@ -155,23 +155,42 @@ macro_rules! audit_columns {
 }
 pub(crate) use audit_columns;
 
-/// An `audit` row as SQLite returns it, before decoding.
+/// An `audit` row as SQLite stores it: read back before decoding, or encoded (on the caller's
+/// thread, so that the writer only binds it) before insertion.
 pub(crate) struct RawAudit {
     seq: i64,
-    at: i64,
-    step: String,
-    event_id: Option<String>,
-    correlation_id: Option<String>,
-    request_id: Option<String>,
-    action_id: Option<String>,
-    event_type: Option<String>,
-    user: Option<String>,
-    tenant: Option<String>,
-    agent: Option<String>,
-    detail: String,
+    pub(crate) at: i64,
+    pub(crate) step: String,
+    pub(crate) event_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) action_id: Option<String>,
+    pub(crate) event_type: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) agent: Option<String>,
+    pub(crate) detail: String,
 }
 
 impl RawAudit {
+    /// Encodes a record for insertion (its `seq` is the store's to give).
+    pub(crate) fn encode(r: AuditRecord) -> Result<Self, StoreError> {
+        Ok(Self {
+            seq: 0,
+            at: ts(r.at),
+            detail: to_json(&r.detail)?,
+            step: r.step,
+            event_id: r.event_id.map(|x| x.to_string()),
+            correlation_id: r.correlation_id.map(|x| x.to_string()),
+            request_id: r.request_id.map(|x| x.to_string()),
+            action_id: r.action_id.map(|x| x.to_string()),
+            event_type: r.event_type.map(|x| x.as_str().to_owned()),
+            user: r.user.map(|x| x.as_str().to_owned()),
+            tenant: r.tenant.map(|x| x.as_str().to_owned()),
+            agent: r.agent.map(|x| x.as_str().to_owned()),
+        })
+    }
+
     /// Reads the columns of [`audit_columns!`].
     pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {

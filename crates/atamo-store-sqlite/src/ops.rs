@@ -11,7 +11,7 @@ use atamo_core::store::{
 use atamo_core::TenantId;
 use rusqlite::{params, Connection};
 
-use crate::codec::{attempt, from_json, parse_id, to_json, ts, SqlResult};
+use crate::codec::{attempt, from_json, parse_id, to_json, ts, RawAudit, SqlResult};
 
 /// Whether an insert replaces a row with the same id (as the in-memory store does) or is a
 /// plain insert (the baseline).
@@ -138,7 +138,7 @@ pub(crate) fn write(
     conn: &Connection,
     batch: WriteBatch,
     bodies: &Bodies,
-    audit: &[EncodedAudit],
+    audit: &[RawAudit],
     now: Timestamp,
 ) -> Result<WriteOutcome, StoreError> {
     let mut out = WriteOutcome {
@@ -163,7 +163,7 @@ pub(crate) fn write(
         insert_audit(conn, audit)?;
     } else {
         // A refused duplicate's steps are not the path of anything stored.
-        let kept: Vec<&EncodedAudit> = audit
+        let kept: Vec<&RawAudit> = audit
             .iter()
             .filter(|r| r.event_id.as_ref().is_none_or(|id| !refused.contains(id)))
             .collect();
@@ -223,6 +223,17 @@ fn accept_event(
     Ok(AcceptOutcome::New)
 }
 
+/// A settle's `UPDATE` with the fence every settle has: still leased, by the same node, at the
+/// same attempt (parameters 1 to 3: id, attempt, node).
+macro_rules! fenced {
+    ($update:literal) => {
+        concat!(
+            $update,
+            " WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3"
+        )
+    };
+}
+
 /// Settles one attempt if the node still holds it; `false` (and nothing changed) otherwise.
 fn settle_one(conn: &Connection, settle: &Settle, now: Timestamp) -> Result<bool, StoreError> {
     let id = settle.action.to_string();
@@ -232,11 +243,10 @@ fn settle_one(conn: &Connection, settle: &Settle, now: Timestamp) -> Result<bool
     // Every statement is fenced the same way: still leased, same attempt, same owner.
     let changed = match &settle.outcome {
         Settlement::Done => conn
-            .prepare_cached(
+            .prepare_cached(fenced!(
                 "UPDATE actions SET state = 'done', owner = NULL, lease_until = NULL, \
-                 updated_at = ?4 \
-                 WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3",
-            )
+                 updated_at = ?4"
+            ))
             .db()?
             .execute(params![id, attempt, node, now]),
         Settlement::Retry {
@@ -244,11 +254,10 @@ fn settle_one(conn: &Connection, settle: &Settle, now: Timestamp) -> Result<bool
             hold_until: Some(until),
             error,
         } => conn
-            .prepare_cached(
+            .prepare_cached(fenced!(
                 "UPDATE actions SET run_at = ?5, last_error = ?6, attempt = attempt + 1, \
-                 lease_until = ?7, updated_at = ?4 \
-                 WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3",
-            )
+                 lease_until = ?7, updated_at = ?4"
+            ))
             .db()?
             .execute(params![
                 id,
@@ -264,11 +273,10 @@ fn settle_one(conn: &Connection, settle: &Settle, now: Timestamp) -> Result<bool
             hold_until: None,
             error,
         } => conn
-            .prepare_cached(
+            .prepare_cached(fenced!(
                 "UPDATE actions SET state = 'ready', run_at = ?5, last_error = ?6, owner = NULL, \
-                 lease_until = NULL, updated_at = ?4 \
-                 WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3",
-            )
+                 lease_until = NULL, updated_at = ?4"
+            ))
             .db()?
             .execute(params![
                 id,
@@ -279,19 +287,17 @@ fn settle_one(conn: &Connection, settle: &Settle, now: Timestamp) -> Result<bool
                 to_json(error)?
             ]),
         Settlement::Dead { error } => conn
-            .prepare_cached(
+            .prepare_cached(fenced!(
                 "UPDATE actions SET state = 'dead', last_error = ?5, owner = NULL, \
-                 lease_until = NULL, updated_at = ?4 \
-                 WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3",
-            )
+                 lease_until = NULL, updated_at = ?4"
+            ))
             .db()?
             .execute(params![id, attempt, node, now, to_json(error)?]),
         Settlement::Release => conn
-            .prepare_cached(
+            .prepare_cached(fenced!(
                 "UPDATE actions SET state = 'ready', run_at = ?4, owner = NULL, \
-                 lease_until = NULL, updated_at = ?4 \
-                 WHERE id = ?1 AND state = 'leased' AND attempt = ?2 AND owner = ?3",
-            )
+                 lease_until = NULL, updated_at = ?4"
+            ))
             .db()?
             .execute(params![id, attempt, node, now]),
     }
@@ -317,48 +323,15 @@ fn insert_result(conn: &Connection, result: &ResultRecord) -> Result<(), StoreEr
     Ok(())
 }
 
-/// An audit record with its columns already encoded, so that the writer thread only binds
-/// them.
-pub(crate) struct EncodedAudit {
-    at: i64,
-    step: String,
-    event_id: Option<String>,
-    correlation_id: Option<String>,
-    request_id: Option<String>,
-    action_id: Option<String>,
-    event_type: Option<String>,
-    user: Option<String>,
-    tenant: Option<String>,
-    agent: Option<String>,
-    detail: String,
-}
-
 /// Encodes audit records (on the caller's thread, not the writer's).
-pub(crate) fn encode_audit(records: Vec<AuditRecord>) -> Result<Vec<EncodedAudit>, StoreError> {
-    records
-        .into_iter()
-        .map(|r| {
-            Ok(EncodedAudit {
-                at: ts(r.at),
-                detail: to_json(&r.detail)?,
-                step: r.step,
-                event_id: r.event_id.map(|x| x.to_string()),
-                correlation_id: r.correlation_id.map(|x| x.to_string()),
-                request_id: r.request_id.map(|x| x.to_string()),
-                action_id: r.action_id.map(|x| x.to_string()),
-                event_type: r.event_type.map(|x| x.as_str().to_owned()),
-                user: r.user.map(|x| x.as_str().to_owned()),
-                tenant: r.tenant.map(|x| x.as_str().to_owned()),
-                agent: r.agent.map(|x| x.as_str().to_owned()),
-            })
-        })
-        .collect()
+pub(crate) fn encode_audit(records: Vec<AuditRecord>) -> Result<Vec<RawAudit>, StoreError> {
+    records.into_iter().map(RawAudit::encode).collect()
 }
 
 /// Audit rows per INSERT statement: one statement per row costs more than its row.
 const AUDIT_ROWS_PER_INSERT: usize = 32;
 
-pub(crate) fn insert_audit<R: std::borrow::Borrow<EncodedAudit>>(
+pub(crate) fn insert_audit<R: std::borrow::Borrow<RawAudit>>(
     conn: &Connection,
     records: &[R],
 ) -> Result<(), StoreError> {
@@ -376,7 +349,7 @@ pub(crate) fn insert_audit<R: std::borrow::Borrow<EncodedAudit>>(
         let mut stmt = conn.prepare_cached(&sql).db()?;
         let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 11);
         for r in chunk {
-            let r: &EncodedAudit = r.borrow();
+            let r: &RawAudit = r.borrow();
             values.extend([
                 &r.at as &dyn rusqlite::ToSql,
                 &r.step,

@@ -75,14 +75,14 @@ impl Router {
         // In a stateful hub, batches are committed in a pipeline: while one batch's write is
         // in flight, the next is routed, and the store groups both into one transaction. The
         // committer answers publishers and delivers each batch in order, once committed.
-        let committer = self.durable.clone().map(|durable| {
+        let committer = self.durable.is_some().then(|| {
             let (tx, rx) = mpsc::channel::<Handoff>(PIPELINE);
             let committer = Committer {
                 shared: self.shared.clone(),
                 sink: Sink::new(self.shared.bus.clone()).deferring_monitors(true),
                 abandoned: 0,
             };
-            let task = self.shared.runtime.spawn(committer.run(rx, durable));
+            let task = self.shared.runtime.spawn(committer.run(rx));
             (tx, task)
         });
         loop {
@@ -106,8 +106,10 @@ impl Router {
             }
             let routing = self.shared.routing.load_full();
             self.sink.begin();
+            // One acceptance time per batch, as for its telemetry.
+            let now = self.sink.now();
             for env in buf.drain(..) {
-                self.route(env, &routing);
+                self.route(env, &routing, now);
             }
             if let Some((tx, _)) = &committer {
                 let handoff = self.hand_off();
@@ -133,7 +135,7 @@ impl Router {
         report
     }
 
-    fn route(&mut self, env: Envelope, routing: &Routing) {
+    fn route(&mut self, env: Envelope, routing: &Routing, now: Timestamp) {
         let Envelope {
             event,
             monitor,
@@ -142,7 +144,7 @@ impl Router {
         } = env;
         // In a stateful hub, the event's durable actions are collected for its commit.
         let mut stored = self.durable.as_ref().map(|_| AcceptEvent {
-            event: event_record(&event, Timestamp::now()),
+            event: event_record(&event, now),
             dedupe_window: self
                 .durable
                 .as_ref()
@@ -399,7 +401,7 @@ struct Committer {
 }
 
 impl Committer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Handoff>, _durable: Arc<Durable>) -> u64 {
+    async fn run(mut self, mut rx: mpsc::Receiver<Handoff>) -> u64 {
         while let Some(h) = rx.recv().await {
             self.finish(h).await;
         }

@@ -778,65 +778,38 @@ pub async fn audit_queries_filter_and_page(open: &dyn Open) {
             "accepted"
         ]
     );
-    let q = |f: fn(&mut AuditQuery)| {
+    let found = |q: AuditQuery| {
+        let store = store.clone();
+        async move { store.audit(q).await.expect("audit").items.len() }
+    };
+    let with = |f: fn(&mut AuditQuery)| {
         let mut q = AuditQuery::default();
         f(&mut q);
         q
     };
-    let count = |page: Page<AuditRecord>| page.items.len();
+    assert_eq!(found(with(|q| q.tenant = Some("acme".into()))).await, 4);
+    assert_eq!(found(with(|q| q.agent = Some("finder".into()))).await, 3);
+    assert_eq!(found(with(|q| q.step = Some("accepted".into()))).await, 2);
     assert_eq!(
-        count(
-            store
-                .audit(q(|q| q.tenant = Some("acme".into())))
-                .await
-                .expect("audit")
-        ),
-        4
-    );
-    assert_eq!(
-        count(
-            store
-                .audit(q(|q| q.agent = Some("finder".into())))
-                .await
-                .expect("audit")
-        ),
-        3
-    );
-    assert_eq!(
-        count(
-            store
-                .audit(q(|q| q.step = Some("accepted".into())))
-                .await
-                .expect("audit")
-        ),
-        2
-    );
-    assert_eq!(
-        count(
-            store
-                .audit(q(|q| q.event_type = Some("order.created".into())))
-                .await
-                .expect("audit")
-        ),
+        found(with(|q| q.event_type = Some("order.created".into()))).await,
         8
     );
-    let mut by_request = AuditQuery {
+    let by_request = AuditQuery {
         request_id: bob.request,
         ..AuditQuery::default()
     };
-    assert_eq!(
-        count(store.audit(by_request.clone()).await.expect("audit")),
-        4
-    );
-    by_request.request_id = None;
-    by_request.correlation_id = Some(bob.correlation_id);
-    assert_eq!(count(store.audit(by_request).await.expect("audit")), 4);
+    assert_eq!(found(by_request).await, 4);
+    let by_correlation = AuditQuery {
+        correlation_id: Some(bob.correlation_id),
+        ..AuditQuery::default()
+    };
+    assert_eq!(found(by_correlation).await, 4);
     let by_event = AuditQuery {
         event_id: Some(alice.id),
         action_id: Some(a1.id),
         ..AuditQuery::default()
     };
-    assert_eq!(count(store.audit(by_event).await.expect("audit")), 3);
+    assert_eq!(found(by_event).await, 3);
     // [t0 + 2s, t0 + 5s): the entries at 2, 3 and 4 seconds.
     let range = AuditQuery {
         since: Some(later(t0, Duration::from_secs(2))),

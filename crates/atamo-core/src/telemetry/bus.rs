@@ -264,6 +264,11 @@ impl Sink {
         self.now = Timestamp::now();
     }
 
+    /// The time of the current batch (read by [`begin`](Self::begin)).
+    pub(crate) fn now(&self) -> Timestamp {
+        self.now
+    }
+
     /// Records a step for the bus and for the message's monitor, if it has one.
     pub(crate) fn emit(&mut self, kind: TelemetryKind, monitor: Option<&Monitor>) {
         if !self.enabled && monitor.is_none() && self.audit.is_none() {
