@@ -434,6 +434,43 @@ async fn an_event_the_store_cannot_take_comes_back_to_the_publisher() {
         > {
             self.0.audit(q)
         }
+        fn events(
+            &self,
+            q: atamo_core::store::EventQuery,
+        ) -> atamo_core::store::StoreFuture<'_, atamo_core::store::Page<EventRecord>> {
+            self.0.events(q)
+        }
+        fn registry_get(
+            &self,
+            kind: &str,
+            id: &str,
+        ) -> atamo_core::store::StoreFuture<'_, Option<atamo_core::store::RegistryEntry>> {
+            self.0.registry_get(kind, id)
+        }
+        fn registry_list(
+            &self,
+            kind: &str,
+        ) -> atamo_core::store::StoreFuture<'_, Vec<atamo_core::store::RegistryEntry>> {
+            self.0.registry_list(kind)
+        }
+        fn registry_put(
+            &self,
+            kind: &str,
+            id: &str,
+            body: serde_json::Value,
+            mode: atamo_core::store::RegistryWrite,
+            audit: Vec<atamo_core::store::AuditRecord>,
+        ) -> atamo_core::store::StoreFuture<'_, atamo_core::store::RegistryOutcome> {
+            self.0.registry_put(kind, id, body, mode, audit)
+        }
+        fn registry_delete(
+            &self,
+            kind: &str,
+            id: &str,
+            audit: Vec<atamo_core::store::AuditRecord>,
+        ) -> atamo_core::store::StoreFuture<'_, bool> {
+            self.0.registry_delete(kind, id, audit)
+        }
         fn prune(
             &self,
             r: &atamo_core::store::Retention,

@@ -49,6 +49,12 @@ pub struct AgentRegistration {
     /// How many of its calls may run at once (default 64).
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// Who to tell about it (shown in its status and alerts).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Its version, for the operator.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// Where an agent's code comes from.
@@ -188,6 +194,8 @@ impl PluginHost {
             handles,
             action_template,
             concurrency,
+            owner,
+            version,
         } = registration;
         let load = |error| RegistrationError::Load {
             id: id.clone(),
@@ -213,12 +221,24 @@ impl PluginHost {
                 if let Some(n) = concurrency {
                     desired = desired.concurrency(n);
                 }
+                if let Some(o) = owner {
+                    desired = desired.owner(o);
+                }
+                if let Some(v) = version {
+                    desired = desired.version(v);
+                }
                 return self.start_process(id, desired).await;
             }
         };
         let mut spec = AgentSpec::from_arc(id.as_str(), agent)
             .handles(handles)
             .metadata(config);
+        if let Some(o) = owner {
+            spec = spec.owner(o);
+        }
+        if let Some(v) = version {
+            spec = spec.version(v);
+        }
         if let Some(template) = action_template {
             spec = spec.action_template(template);
         }

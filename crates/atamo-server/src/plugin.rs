@@ -21,6 +21,7 @@ pub enum Plugin {
 /// The exit code of a plugin that cannot be loaded.
 const LOAD_FAILED: u8 = 2;
 
+/// Runs a plugin command.
 pub fn run(command: Plugin) -> anyhow::Result<ExitCode> {
     match command {
         Plugin::Inspect { path } => match atamo_agents::native::inspect(&path) {

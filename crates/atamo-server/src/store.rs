@@ -26,6 +26,43 @@ pub struct Target {
     json: bool,
 }
 
+impl Target {
+    /// Whether JSON output was asked for.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+}
+
+/// Opens the store `target` names, creating a SQLite file (and its directory) when there is
+/// none yet: for commands that prepare a service before its first start.
+pub async fn open_or_create(target: &Target) -> anyhow::Result<Arc<dyn Store>> {
+    let is_sqlite = match target.store.as_deref() {
+        Some(url) => {
+            !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.contains("host="))
+        }
+        None => true,
+    };
+    if is_sqlite {
+        let path = match target.store.as_deref() {
+            Some(s) => PathBuf::from(s.strip_prefix("sqlite:").unwrap_or(s)),
+            None => sqlite_file(&target.data_dir),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let store = atamo_store_sqlite::SqliteStore::open(
+            &path,
+            atamo_store_sqlite::SqliteOptions::default(),
+        )
+        .await
+        .with_context(|| format!("opening {}", path.display()))?;
+        return Ok(Arc::new(store));
+    }
+    open(target).await
+}
+
 /// Operator commands on a store.
 #[derive(Subcommand)]
 pub enum StoreCommand {
@@ -80,6 +117,7 @@ pub async fn open(target: &Target) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
+/// Runs a store command.
 pub fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

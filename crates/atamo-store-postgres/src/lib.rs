@@ -54,7 +54,13 @@
 //!   `NOTIFY` a channel named after the schema; each store LISTENs on it and signals
 //!   [`Store::wake_hint`], so other nodes claim at once rather than on their next timer.
 //! - **Cursors** of audit pages are audit sequence numbers; those of dead-letter pages are the
-//!   actions' sequence numbers.
+//!   actions' sequence numbers; those of event pages are the events' sequence numbers.
+//! - **Event listings** read the events newest first by sequence number. Payload filters go
+//!   through the schema's function `json_filter_text`, with the field's path as a `text[]`
+//!   parameter: field names never become part of a statement.
+//! - **The registry** is one table; each write is one statement (an insert, an update or an
+//!   upsert raising the revision) in a transaction with its audit records, so nodes writing the
+//!   same entry at once each get their own revision. Ids sort byte by byte (`COLLATE "C"`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -63,11 +69,13 @@ use std::time::Duration;
 use atamo_core::ids::{ActionId, EventId, RequestId};
 use atamo_core::store::ActionRow;
 use atamo_core::store::{
-    AuditQuery, AuditRecord, CheckReport, Claimed, Clock, Cursor, EventRecord, NodeId, Page,
-    PruneReport, ResultRecord, Retention, Store, StoreError, StoreFuture, StoreStats, SystemClock,
-    WriteBatch, WriteOutcome,
+    check_registry_key, check_registry_kind, AuditQuery, AuditRecord, CheckReport, Claimed, Clock,
+    Cursor, EventQuery, EventRecord, NodeId, Page, PruneReport, RegistryEntry, RegistryOutcome,
+    RegistryWrite, ResultRecord, Retention, Store, StoreError, StoreFuture, StoreStats,
+    SystemClock, WriteBatch, WriteOutcome,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_postgres::{Config, NoTls};
 
@@ -311,6 +319,58 @@ impl Store for PostgresStore {
 
     fn audit(&self, query: AuditQuery) -> StoreFuture<'_, Page<AuditRecord>> {
         Box::pin(async move { ops::audit(&self.inner, &query).await })
+    }
+
+    fn events(&self, query: EventQuery) -> StoreFuture<'_, Page<EventRecord>> {
+        Box::pin(async move { ops::events(&self.inner, &query).await })
+    }
+
+    fn registry_get(&self, kind: &str, id: &str) -> StoreFuture<'_, Option<RegistryEntry>> {
+        let checked = check_registry_key(kind, id);
+        let (kind, id) = (kind.to_owned(), id.to_owned());
+        Box::pin(async move {
+            checked?;
+            ops::registry_get(&self.inner, &kind, &id).await
+        })
+    }
+
+    fn registry_list(&self, kind: &str) -> StoreFuture<'_, Vec<RegistryEntry>> {
+        let checked = check_registry_kind(kind);
+        let kind = kind.to_owned();
+        Box::pin(async move {
+            checked?;
+            ops::registry_list(&self.inner, &kind).await
+        })
+    }
+
+    fn registry_put(
+        &self,
+        kind: &str,
+        id: &str,
+        body: Value,
+        mode: RegistryWrite,
+        audit: Vec<AuditRecord>,
+    ) -> StoreFuture<'_, RegistryOutcome> {
+        let checked = check_registry_key(kind, id);
+        let (kind, id) = (kind.to_owned(), id.to_owned());
+        Box::pin(async move {
+            checked?;
+            ops::registry_put(&self.inner, &kind, &id, &body, mode, &audit).await
+        })
+    }
+
+    fn registry_delete(
+        &self,
+        kind: &str,
+        id: &str,
+        audit: Vec<AuditRecord>,
+    ) -> StoreFuture<'_, bool> {
+        let checked = check_registry_key(kind, id);
+        let (kind, id) = (kind.to_owned(), id.to_owned());
+        Box::pin(async move {
+            checked?;
+            ops::registry_delete(&self.inner, &kind, &id, &audit).await
+        })
     }
 
     fn prune(&self, retention: &Retention) -> StoreFuture<'_, PruneReport> {

@@ -6,10 +6,11 @@ use std::time::Duration;
 use atamo_core::ids::{ActionId, AgentId, EventId, RequestId};
 use atamo_core::store::{
     earlier, later, page_size, ActionRecord, ActionRow, ActionState, AuditQuery, AuditRecord,
-    CheckReport, Claimed, Cursor, EventRecord, NodeId, Page, PruneReport, ResultRecord, Retention,
-    StoreError, StoreStats,
+    CheckReport, Claimed, Cursor, EventQuery, EventRecord, NodeId, Page, PruneReport,
+    RegistryEntry, RegistryOutcome, RegistryWrite, ResultRecord, Retention, StoreError, StoreStats,
 };
 use deadpool_postgres::Object;
+use serde_json::Value;
 use tokio_postgres::types::{Json, ToSql};
 
 use crate::error::{retrying, Failure};
@@ -316,6 +317,210 @@ pub(crate) async fn audit(inner: &Inner, q: &AuditQuery) -> Result<Page<AuditRec
     .await
 }
 
+/// The event query's statement (only the filters set) and its parameters.
+fn events_sql(q: &EventQuery, size: usize) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+    let mut sql = String::from("SELECT seq, record FROM events WHERE true");
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut filter = |sql: &mut String, cond: &str, p: Box<dyn ToSql + Sync + Send>| {
+        params.push(p);
+        sql.push_str(&format!(" AND {cond} ${}", params.len()));
+    };
+    let text = |s: &str| -> Box<dyn ToSql + Sync + Send> { Box::new(s.to_owned()) };
+    if let Some(v) = &q.event_type {
+        filter(&mut sql, "event_type =", text(v.as_str()));
+    }
+    if let Some(v) = &q.user {
+        filter(&mut sql, "user_id =", text(v.as_str()));
+    }
+    if let Some(v) = &q.tenant {
+        filter(&mut sql, "tenant =", text(v.as_str()));
+    }
+    if let Some(v) = q.since {
+        filter(&mut sql, "accepted_at >=", Box::new(ts(v)));
+    }
+    if let Some(v) = q.until {
+        filter(&mut sql, "accepted_at <", Box::new(ts(v)));
+    }
+    if let Some(v) = q.cursor {
+        filter(&mut sql, "seq <", Box::new(int(v.0)));
+    }
+    for f in &q.payload {
+        // The path is a parameter: field names never become part of the statement.
+        let path: Vec<String> = std::iter::once("payload".to_owned())
+            .chain(f.path.iter().cloned())
+            .collect();
+        params.push(Box::new(path));
+        let at = params.len();
+        params.push(Box::new(f.value.clone()));
+        sql.push_str(&format!(
+            " AND json_filter_text(record, ${at}::text[]) = ${}",
+            params.len()
+        ));
+    }
+    params.push(Box::new(int(size as u64 + 1)));
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", params.len()));
+    (sql, params)
+}
+
+pub(crate) async fn events(inner: &Inner, q: &EventQuery) -> Result<Page<EventRecord>, StoreError> {
+    q.validate()?;
+    let size = q.page_size();
+    let (sql, params) = events_sql(q, size);
+    let refs: Vec<&(dyn ToSql + Sync)> =
+        params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+    retrying("events", || async {
+        let c = conn(inner).await?;
+        let st = c.prepare_cached(&sql).await?;
+        let rows = c.query(&st, &refs).await?;
+        let more = rows.len() > size;
+        let mut items = Vec::with_capacity(rows.len().min(size));
+        let mut last = 0;
+        for r in rows.iter().take(size) {
+            last = read_int(get(r, 0)?)?;
+            let Json(record): Json<EventRecord> = get(r, 1)?;
+            items.push(record);
+        }
+        Ok(Page {
+            items,
+            next: more.then_some(Cursor(last)),
+        })
+    })
+    .await
+}
+
+const REGISTRY_COLUMNS: &str = "kind, id, revision, updated_at, body";
+
+fn registry_entry(r: &tokio_postgres::Row) -> Result<RegistryEntry, StoreError> {
+    let Json(body): Json<Value> = get(r, 4)?;
+    Ok(RegistryEntry {
+        kind: get(r, 0)?,
+        id: get(r, 1)?,
+        revision: read_int(get(r, 2)?)?,
+        updated_at: read_ts(get(r, 3)?)?,
+        body,
+    })
+}
+
+pub(crate) async fn registry_get(
+    inner: &Inner,
+    kind: &str,
+    id: &str,
+) -> Result<Option<RegistryEntry>, StoreError> {
+    retrying("registry_get", || async {
+        let c = conn(inner).await?;
+        let st = c
+            .prepare_cached(&format!(
+                "SELECT {REGISTRY_COLUMNS} FROM registry WHERE kind = $1 AND id = $2"
+            ))
+            .await?;
+        match c.query_opt(&st, &[&kind, &id]).await? {
+            Some(r) => Ok(Some(registry_entry(&r)?)),
+            None => Ok(None),
+        }
+    })
+    .await
+}
+
+pub(crate) async fn registry_list(
+    inner: &Inner,
+    kind: &str,
+) -> Result<Vec<RegistryEntry>, StoreError> {
+    retrying("registry_list", || async {
+        let c = conn(inner).await?;
+        // The columns' collation is "C": ids sort byte by byte.
+        let st = c
+            .prepare_cached(&format!(
+                "SELECT {REGISTRY_COLUMNS} FROM registry WHERE kind = $1 ORDER BY id"
+            ))
+            .await?;
+        let rows = c.query(&st, &[&kind]).await?;
+        Ok(rows
+            .iter()
+            .map(registry_entry)
+            .collect::<Result<Vec<_>, _>>()?)
+    })
+    .await
+}
+
+/// `$1` kind, `$2` id, `$3` time, `$4` body; each returns the new revision when it wrote.
+const REGISTRY_CREATE: &str = "\
+INSERT INTO registry (kind, id, revision, updated_at, body) VALUES ($1, $2, 1, $3, $4)
+ON CONFLICT (kind, id) DO NOTHING
+RETURNING revision";
+const REGISTRY_REPLACE: &str = "\
+UPDATE registry SET revision = revision + 1, updated_at = $3, body = $4
+WHERE kind = $1 AND id = $2
+RETURNING revision";
+const REGISTRY_UPSERT: &str = "\
+INSERT INTO registry AS r (kind, id, revision, updated_at, body) VALUES ($1, $2, 1, $3, $4)
+ON CONFLICT (kind, id) DO UPDATE
+    SET revision = r.revision + 1, updated_at = EXCLUDED.updated_at, body = EXCLUDED.body
+RETURNING revision";
+
+pub(crate) async fn registry_put(
+    inner: &Inner,
+    kind: &str,
+    id: &str,
+    body: &Value,
+    mode: RegistryWrite,
+    audit: &[AuditRecord],
+) -> Result<RegistryOutcome, StoreError> {
+    let sql = match mode {
+        RegistryWrite::Create => REGISTRY_CREATE,
+        RegistryWrite::Replace => REGISTRY_REPLACE,
+        RegistryWrite::Upsert => REGISTRY_UPSERT,
+    };
+    let rows = crate::write::AuditRows::build(audit.iter());
+    retrying("registry_put", || async {
+        let now = ts(inner.clock.now());
+        let mut c = conn(inner).await?;
+        let tx = c.transaction().await?;
+        let st = tx.prepare_cached(sql).await?;
+        let Some(row) = tx.query_opt(&st, &[&kind, &id, &now, &Json(body)]).await? else {
+            tx.rollback().await?;
+            return Ok(match mode {
+                RegistryWrite::Create => RegistryOutcome::Exists,
+                _ => RegistryOutcome::Missing,
+            });
+        };
+        let revision = read_int(get(&row, 0)?)?;
+        if !rows.is_empty() {
+            let st = tx.prepare_cached(crate::write::AUDIT_INSERT).await?;
+            tx.execute(&st, &rows.params()).await?;
+        }
+        tx.commit().await?;
+        Ok(RegistryOutcome::Written { revision })
+    })
+    .await
+}
+
+pub(crate) async fn registry_delete(
+    inner: &Inner,
+    kind: &str,
+    id: &str,
+    audit: &[AuditRecord],
+) -> Result<bool, StoreError> {
+    let rows = crate::write::AuditRows::build(audit.iter());
+    retrying("registry_delete", || async {
+        let mut c = conn(inner).await?;
+        let tx = c.transaction().await?;
+        let st = tx
+            .prepare_cached("DELETE FROM registry WHERE kind = $1 AND id = $2")
+            .await?;
+        if tx.execute(&st, &[&kind, &id]).await? == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if !rows.is_empty() {
+            let st = tx.prepare_cached(crate::write::AUDIT_INSERT).await?;
+            tx.execute(&st, &rows.params()).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    })
+    .await
+}
+
 /// Audit entries, finished actions and events (none of whose actions is left) older than
 /// their tenant's own age (`$1` tenants, `$2` cutoffs).
 const PRUNE_TENANTS: [&str; 3] = [
@@ -460,6 +665,13 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_index i ON i.indexrelid = c.oid
 WHERE n.nspname = $1 AND c.relkind IN ('r', 'i')";
 
+/// The functions of [`crate::schema::FUNCTIONS`] missing from the schema `$1`.
+const CHECK_FUNCTIONS: &str = "\
+SELECT f FROM unnest($2::text[]) AS f
+WHERE NOT EXISTS (
+    SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = $1 AND p.proname = f)";
+
 pub(crate) async fn check(inner: &Inner) -> Result<CheckReport, StoreError> {
     retrying("check", || async {
         let c = conn(inner).await?;
@@ -480,7 +692,9 @@ pub(crate) async fn check(inner: &Inner) -> Result<CheckReport, StoreError> {
                 .push("the schema version is not recorded".to_owned()),
         }
 
-        report.checked.push("tables and indexes".to_owned());
+        report
+            .checked
+            .push("tables, indexes and functions".to_owned());
         let catalog = c.query(CHECK_CATALOG, &[&inner.schema]).await?;
         let mut tables = HashSet::new();
         for r in &catalog {
@@ -499,6 +713,14 @@ pub(crate) async fn check(inner: &Inner) -> Result<CheckReport, StoreError> {
             if !tables.contains(t) {
                 report.problems.push(format!("table {t} is missing"));
             }
+        }
+        let functions: Vec<&str> = crate::schema::FUNCTIONS.to_vec();
+        for r in c
+            .query(CHECK_FUNCTIONS, &[&inner.schema, &functions])
+            .await?
+        {
+            let name: String = get(&r, 0)?;
+            report.problems.push(format!("function {name} is missing"));
         }
 
         report.checked.push("lease owners".to_owned());
@@ -578,5 +800,34 @@ mod tests {
             "{sql}"
         );
         assert_eq!(params.len(), 4);
+    }
+
+    #[test]
+    fn event_statements_bind_payload_paths_and_values() {
+        let (sql, params) = events_sql(&EventQuery::default(), 100);
+        assert!(
+            sql.ends_with("WHERE true ORDER BY seq DESC LIMIT $1"),
+            "{sql}"
+        );
+        assert_eq!(params.len(), 1);
+        let q = EventQuery {
+            tenant: Some("acme".into()),
+            payload: vec![atamo_core::store::PayloadFilter {
+                path: vec!["x'); DROP TABLE events; --".to_owned()],
+                value: "' OR true --".to_owned(),
+            }],
+            cursor: Some(Cursor(9)),
+            ..EventQuery::default()
+        };
+        let (sql, params) = events_sql(&q, 10);
+        assert!(
+            sql.ends_with(
+                "WHERE true AND tenant = $1 AND seq < $2 \
+                 AND json_filter_text(record, $3::text[]) = $4 ORDER BY seq DESC LIMIT $5"
+            ),
+            "{sql}"
+        );
+        assert!(!sql.contains("DROP") && !sql.contains("OR true"), "{sql}");
+        assert_eq!(params.len(), 5);
     }
 }

@@ -123,15 +123,17 @@ SELECT d.tenant, d.key, d.event_id, d.correlation_id
 FROM dedupe d JOIN unnest($1::text[], $2::text[]) AS k(tenant, key)
     ON d.tenant = k.tenant AND d.key = k.key";
 
+/// An event written again (same id) takes a new `seq`: it is listed as the newest.
 const EVENTS_UPSERT: &str = "\
-INSERT INTO events (id, tenant, accepted_at, record)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::json[])
+INSERT INTO events (id, tenant, accepted_at, record, event_type, user_id)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::json[], $5::text[], $6::text[])
 ON CONFLICT (id) DO UPDATE
-    SET tenant = EXCLUDED.tenant, accepted_at = EXCLUDED.accepted_at, record = EXCLUDED.record";
+    SET seq = EXCLUDED.seq, tenant = EXCLUDED.tenant, accepted_at = EXCLUDED.accepted_at,
+        record = EXCLUDED.record, event_type = EXCLUDED.event_type, user_id = EXCLUDED.user_id";
 
 pub(crate) const EVENTS_INSERT: &str = "\
-INSERT INTO events (id, tenant, accepted_at, record)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::json[])";
+INSERT INTO events (id, tenant, accepted_at, record, event_type, user_id)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::json[], $5::text[], $6::text[])";
 
 const ACTIONS_SELECT: &str = "\
 INSERT INTO actions (id, agent, tenant, event_id, state, attempt, run_at, owner, lease_until,
@@ -169,7 +171,7 @@ const RESULTS_INSERT: &str = "\
 INSERT INTO results (request_id, expires_at, record)
 SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::json[])";
 
-const AUDIT_INSERT: &str = "\
+pub(crate) const AUDIT_INSERT: &str = "\
 INSERT INTO audit (at, step, event_id, correlation_id, request_id, action_id, event_type,
                    user_id, tenant, agent, detail)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[],
@@ -402,6 +404,8 @@ pub(crate) struct EventRows<'a> {
     pub(crate) tenants: Vec<Option<&'a str>>,
     pub(crate) accepted_at: Vec<i64>,
     pub(crate) records: Vec<Json<&'a EventRecord>>,
+    pub(crate) event_types: Vec<&'a str>,
+    pub(crate) users: Vec<&'a str>,
 }
 
 impl<'a> EventRows<'a> {
@@ -414,6 +418,8 @@ impl<'a> EventRows<'a> {
                 rows.tenants[at] = tenant;
                 rows.accepted_at[at] = ts(e.accepted_at);
                 rows.records[at] = Json(e);
+                rows.event_types[at] = e.event_type.as_str();
+                rows.users[at] = e.principal.user.as_str();
                 continue;
             }
             seen.insert(e.id, rows.ids.len());
@@ -421,8 +427,22 @@ impl<'a> EventRows<'a> {
             rows.tenants.push(tenant);
             rows.accepted_at.push(ts(e.accepted_at));
             rows.records.push(Json(e));
+            rows.event_types.push(e.event_type.as_str());
+            rows.users.push(e.principal.user.as_str());
         }
         rows
+    }
+
+    /// The parameters of [`EVENTS_UPSERT`] and [`EVENTS_INSERT`].
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.ids,
+            &self.tenants,
+            &self.accepted_at,
+            &self.records,
+            &self.event_types,
+            &self.users,
+        ]
     }
 }
 
@@ -605,8 +625,9 @@ struct ResultRows<'a> {
     records: Vec<Json<&'a ResultRecord>>,
 }
 
+/// The parameters of [`AUDIT_INSERT`].
 #[derive(Default)]
-struct AuditRows<'a> {
+pub(crate) struct AuditRows<'a> {
     at: Vec<i64>,
     steps: Vec<&'a str>,
     events: Vec<Option<Uuid>>,
@@ -621,7 +642,12 @@ struct AuditRows<'a> {
 }
 
 impl<'a> AuditRows<'a> {
-    fn build(records: impl Iterator<Item = &'a AuditRecord>) -> Self {
+    /// Whether there is no record.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    pub(crate) fn build(records: impl Iterator<Item = &'a AuditRecord>) -> Self {
         let mut rows = Self::default();
         for r in records {
             rows.at.push(ts(r.at));
@@ -641,7 +667,7 @@ impl<'a> AuditRows<'a> {
         rows
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 11] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 11] {
         [
             &self.at,
             &self.steps,
@@ -819,12 +845,7 @@ async fn commit_in(
         false => None,
     };
 
-    let event_params: [&(dyn ToSql + Sync); 4] = [
-        &events.ids,
-        &events.tenants,
-        &events.accepted_at,
-        &events.records,
-    ];
+    let event_params = events.params();
     let action_params = actions.params(&now_i);
     let round_params: Vec<[&(dyn ToSql + Sync); 11]> =
         rounds.iter().map(|r| r.params(&now_i)).collect();
@@ -911,18 +932,7 @@ pub(crate) async fn baseline_insert(
         let actions = ActionRows::build(batch.accepts.iter().flat_map(|a| &a.actions), now);
         let tx = conn.transaction().await.map_err(e)?;
         if !events.ids.is_empty() {
-            rows += tx
-                .execute(
-                    &events_st,
-                    &[
-                        &events.ids,
-                        &events.tenants,
-                        &events.accepted_at,
-                        &events.records,
-                    ],
-                )
-                .await
-                .map_err(e)?;
+            rows += tx.execute(&events_st, &events.params()).await.map_err(e)?;
         }
         if !actions.ids.is_empty() {
             rows += tx

@@ -74,9 +74,9 @@
 //!   caller once the commit is durable (**group commit**: under load, one sync serves many
 //!   callers). A command that fails is undone alone; a transaction that fails fails all of its
 //!   callers.
-//! - **Readers.** Reads (actions, dead letters, results, events, the audit log, stats, the
-//!   check) use separate read connections on blocking threads; in WAL mode they never wait for
-//!   the writer.
+//! - **Readers.** Reads (actions, dead letters, results, events, the audit log, the registry,
+//!   stats, the check) use separate read connections on blocking threads; in WAL mode they never
+//!   wait for the writer. Registry writes are commands of the writer like any other write.
 //! - **Opening** creates the file and its parent folders if missing, migrates the schema
 //!   (versioned by `PRAGMA user_version`; a newer version is refused with
 //!   [`StoreError::Corrupt`]) and makes leases that
@@ -95,10 +95,18 @@
 //! | `busy_timeout` | 5 s | wait for a lock held by another process |
 //! | `readers` | 4 | read connections in use at once |
 //!
-//! # Schema (version 1)
-//! `events`, `dedupe`, `actions`, `results` and `audit` tables: the record as JSON in `body`
-//! next to the columns queries filter on. Dead-letter cursors are `actions.seq`, audit cursors
-//! `audit.seq`.
+//! # Schema (version 2)
+//! `events`, `dedupe`, `actions`, `results`, `audit` and `registry` tables: the record as JSON
+//! in `body` next to the columns queries filter on. Dead-letter cursors are `actions.seq`, audit
+//! cursors `audit.seq`, event cursors `events.seq` (an `INTEGER PRIMARY KEY AUTOINCREMENT`, so
+//! `VACUUM` keeps it and a number is never given twice). Opening a version-1 file rebuilds its
+//! `events` table with that column, keeping every row and its order.
+//!
+//! Event listings read `events` newest first by `seq`; a tenant's events through the partial
+//! index `events_tenant` (events without a tenant are not in it). Filters on type and user are
+//! checked on each row while scanning newest first until the page is full (an index would cost
+//! every accepted event one more insert), and payload filters read the body with SQLite's JSON
+//! functions, the field's path bound as a parameter with every name quoted.
 
 mod codec;
 mod ops;
@@ -115,12 +123,14 @@ use std::time::Duration;
 
 use atamo_core::message::Timestamp;
 use atamo_core::store::{
-    ActionRow, AuditQuery, AuditRecord, CheckReport, Claimed, Clock, Cursor, EventRecord, NodeId,
-    Page, PruneReport, ResultRecord, Retention, Store, StoreError, StoreFuture, StoreStats,
-    WriteBatch, WriteOutcome,
+    check_registry_key, check_registry_kind, ActionRow, AuditQuery, AuditRecord, CheckReport,
+    Claimed, Clock, Cursor, EventQuery, EventRecord, NodeId, Page, PruneReport, RegistryEntry,
+    RegistryOutcome, RegistryWrite, ResultRecord, Retention, Store, StoreError, StoreFuture,
+    StoreStats, WriteBatch, WriteOutcome,
 };
 use atamo_core::{ActionId, EventId, RequestId};
 use rusqlite::Connection;
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 pub use options::{SqliteOptions, Synchronous};
@@ -387,6 +397,70 @@ impl Store for SqliteStore {
 
     fn audit(&self, query: AuditQuery) -> StoreFuture<'_, Page<AuditRecord>> {
         Box::pin(self.readers.run(move |conn| reads::audit(conn, &query)))
+    }
+
+    fn events(&self, query: EventQuery) -> StoreFuture<'_, Page<EventRecord>> {
+        Box::pin(self.readers.run(move |conn| reads::events(conn, &query)))
+    }
+
+    fn registry_get(&self, kind: &str, id: &str) -> StoreFuture<'_, Option<RegistryEntry>> {
+        let checked = check_registry_key(kind, id);
+        let (kind, id) = (kind.to_owned(), id.to_owned());
+        Box::pin(async move {
+            checked?;
+            self.readers
+                .run(move |conn| reads::registry_get(conn, &kind, &id))
+                .await
+        })
+    }
+
+    fn registry_list(&self, kind: &str) -> StoreFuture<'_, Vec<RegistryEntry>> {
+        let checked = check_registry_kind(kind);
+        let kind = kind.to_owned();
+        Box::pin(async move {
+            checked?;
+            self.readers
+                .run(move |conn| reads::registry_list(conn, &kind))
+                .await
+        })
+    }
+
+    fn registry_put(
+        &self,
+        kind: &str,
+        id: &str,
+        body: Value,
+        mode: RegistryWrite,
+        audit: Vec<AuditRecord>,
+    ) -> StoreFuture<'_, RegistryOutcome> {
+        let checked = check_registry_key(kind, id);
+        let (kind, id) = (kind.to_owned(), id.to_owned());
+        Box::pin(async move {
+            checked?;
+            // Encoded here, so that the writer thread only binds.
+            let body = codec::to_json(&body)?;
+            let audit = ops::encode_audit(audit)?;
+            self.call(move |conn, now| {
+                ops::registry_put(conn, &kind, &id, &body, mode, &audit, now)
+            })
+            .await
+        })
+    }
+
+    fn registry_delete(
+        &self,
+        kind: &str,
+        id: &str,
+        audit: Vec<AuditRecord>,
+    ) -> StoreFuture<'_, bool> {
+        let checked = check_registry_key(kind, id);
+        let (kind, id) = (kind.to_owned(), id.to_owned());
+        Box::pin(async move {
+            checked?;
+            let audit = ops::encode_audit(audit)?;
+            self.call(move |conn, _| ops::registry_delete(conn, &kind, &id, &audit))
+                .await
+        })
     }
 
     fn prune(&self, retention: &Retention) -> StoreFuture<'_, PruneReport> {

@@ -5,11 +5,11 @@ use std::time::Duration;
 use atamo_core::message::Timestamp;
 use atamo_core::store::{
     earlier, later, AcceptEvent, AcceptOutcome, ActionState, AuditRecord, Claimed, EventRecord,
-    NewAction, NodeId, PruneReport, ResultRecord, Retention, Settle, Settlement, StoreError,
-    WriteBatch, WriteOutcome,
+    NewAction, NodeId, PruneReport, RegistryOutcome, RegistryWrite, ResultRecord, Retention,
+    Settle, Settlement, StoreError, WriteBatch, WriteOutcome,
 };
 use atamo_core::TenantId;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::codec::{attempt, from_json, parse_id, to_json, ts, RawAudit, SqlResult};
 
@@ -578,6 +578,63 @@ pub(crate) fn baseline_batch(
         }
     }
     Ok(rows)
+}
+
+/// Writes a registry entry as `mode` says, with its audit records when it is written.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn registry_put(
+    conn: &Connection,
+    kind: &str,
+    id: &str,
+    body: &str,
+    mode: RegistryWrite,
+    audit: &[RawAudit],
+    now: Timestamp,
+) -> Result<RegistryOutcome, StoreError> {
+    // The writer holds the database's write lock: nothing changes between the two statements.
+    let current: Option<i64> = conn
+        .prepare_cached("SELECT revision FROM registry WHERE kind = ?1 AND id = ?2")
+        .db()?
+        .query_row(params![kind, id], |r| r.get(0))
+        .optional()
+        .db()?;
+    let revision = match (current, mode) {
+        (Some(_), RegistryWrite::Create) => return Ok(RegistryOutcome::Exists),
+        (None, RegistryWrite::Replace) => return Ok(RegistryOutcome::Missing),
+        (Some(old), _) => old.saturating_add(1),
+        (None, _) => 1,
+    };
+    conn.prepare_cached(
+        "INSERT INTO registry (kind, id, revision, updated_at, body) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (kind, id) DO UPDATE SET revision = excluded.revision, \
+         updated_at = excluded.updated_at, body = excluded.body",
+    )
+    .db()?
+    .execute(params![kind, id, revision, ts(now), body])
+    .db()?;
+    insert_audit(conn, audit)?;
+    Ok(RegistryOutcome::Written {
+        revision: u64::try_from(revision)
+            .map_err(|_| StoreError::Corrupt(format!("registry revision {revision}")))?,
+    })
+}
+
+/// Deletes a registry entry, with its audit records when there was one.
+pub(crate) fn registry_delete(
+    conn: &Connection,
+    kind: &str,
+    id: &str,
+    audit: &[RawAudit],
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached("DELETE FROM registry WHERE kind = ?1 AND id = ?2")
+        .db()?
+        .execute(params![kind, id])
+        .db()?;
+    if n > 0 {
+        insert_audit(conn, audit)?;
+    }
+    Ok(n > 0)
 }
 
 /// Reads `PRAGMA synchronous`.

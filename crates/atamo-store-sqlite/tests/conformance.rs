@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use atamo_core::store::conformance::Open;
 use atamo_core::store::{
-    ActionRow, AuditQuery, AuditRecord, CheckReport, Claimed, Clock, Cursor, EventRecord, NodeId,
-    Page, PruneReport, ResultRecord, Retention, Store, StoreFuture, StoreStats, WriteBatch,
-    WriteOutcome,
+    ActionRow, AuditQuery, AuditRecord, CheckReport, Claimed, Clock, Cursor, EventQuery,
+    EventRecord, NodeId, Page, PruneReport, RegistryEntry, RegistryOutcome, RegistryWrite,
+    ResultRecord, Retention, Store, StoreFuture, StoreStats, WriteBatch, WriteOutcome,
 };
 use atamo_core::{ActionId, EventId, RequestId};
 use atamo_store_sqlite::{SqliteOptions, SqliteStore};
+use serde_json::Value;
 
 /// A store on a file in a temporary folder, removed with the store.
 struct OnDisk {
@@ -81,6 +82,33 @@ impl Store for OnDisk {
     }
     fn audit(&self, query: AuditQuery) -> StoreFuture<'_, Page<AuditRecord>> {
         self.store.audit(query)
+    }
+    fn events(&self, query: EventQuery) -> StoreFuture<'_, Page<EventRecord>> {
+        self.store.events(query)
+    }
+    fn registry_get(&self, kind: &str, id: &str) -> StoreFuture<'_, Option<RegistryEntry>> {
+        self.store.registry_get(kind, id)
+    }
+    fn registry_list(&self, kind: &str) -> StoreFuture<'_, Vec<RegistryEntry>> {
+        self.store.registry_list(kind)
+    }
+    fn registry_put(
+        &self,
+        kind: &str,
+        id: &str,
+        body: Value,
+        mode: RegistryWrite,
+        audit: Vec<AuditRecord>,
+    ) -> StoreFuture<'_, RegistryOutcome> {
+        self.store.registry_put(kind, id, body, mode, audit)
+    }
+    fn registry_delete(
+        &self,
+        kind: &str,
+        id: &str,
+        audit: Vec<AuditRecord>,
+    ) -> StoreFuture<'_, bool> {
+        self.store.registry_delete(kind, id, audit)
     }
     fn prune(&self, retention: &Retention) -> StoreFuture<'_, PruneReport> {
         self.store.prune(retention)

@@ -88,7 +88,7 @@ pub const ACTION_SCHEMA: &str = r#"{
     "body": {},
     "headers": {"type": "object", "additionalProperties": {"type": "string"}}
   },
-  "required": ["path"],
+  "required": [],
   "additionalProperties": false
 }"#;
 
@@ -166,8 +166,9 @@ fn default_timeout_ms() -> u64 {
 /// }
 /// ```
 ///
-/// Only `path` is required; it is appended to the configuration's `base_url` as given (already
-/// rendered by the rule's template) and may not lead outside it. `method` defaults to the
+/// Every field is optional. `path` is appended to the configuration's `base_url` as given
+/// (already rendered by the rule's template) and may not lead outside it; without it the request
+/// goes to `base_url` itself. `method` defaults to the
 /// configuration's. `query` values are strings, numbers or booleans (an array repeats the key,
 /// `null` leaves it out). `body`, when present and not `null`, is sent as JSON. `headers` are
 /// added to the configuration's; the user's credential is applied last.
@@ -177,7 +178,8 @@ pub struct HttpAction {
     /// The method, when not the configuration's.
     #[serde(default)]
     pub method: Option<String>,
-    /// The path below `base_url`.
+    /// The path below `base_url` (none: `base_url` itself).
+    #[serde(default)]
     pub path: String,
     /// Query parameters.
     #[serde(default)]
@@ -528,6 +530,9 @@ impl Inner {
         let bad = |field: &str, problem: String| {
             AgentError::permanent(format!("bad action payload: field `{field}`: {problem}"))
         };
+        if request.path.is_empty() && request.query.is_empty() {
+            return Ok(self.base.clone());
+        }
         let base = self.base.as_str().trim_end_matches('/');
         let joined = format!("{base}/{}", request.path.trim_start_matches('/'));
         let mut url = Url::parse(&joined).map_err(|e| {

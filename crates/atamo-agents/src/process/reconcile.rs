@@ -32,6 +32,10 @@ pub struct DesiredAgent {
     pub queue_capacity: Option<usize>,
     /// Fields every action for it must carry.
     pub action_template: Option<MessageTemplate>,
+    /// Who to tell about it.
+    pub owner: Option<String>,
+    /// Its version, for the operator.
+    pub version: Option<String>,
 }
 
 impl DesiredAgent {
@@ -44,7 +48,23 @@ impl DesiredAgent {
             concurrency: None,
             queue_capacity: None,
             action_template: None,
+            owner: None,
+            version: None,
         }
+    }
+
+    /// Sets who to tell about it.
+    #[must_use]
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Sets its version.
+    #[must_use]
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
     }
 
     /// Sets the fields every action for it must carry.
@@ -91,6 +111,12 @@ impl DesiredAgent {
         }
         if let Some(template) = &self.action_template {
             spec = spec.action_template(template.clone());
+        }
+        if let Some(o) = &self.owner {
+            spec = spec.owner(o.clone());
+        }
+        if let Some(v) = &self.version {
+            spec = spec.version(v.clone());
         }
         spec
     }

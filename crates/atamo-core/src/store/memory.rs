@@ -4,10 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::{
-    earlier, later, AcceptOutcome, ActionRow, ActionState, AuditQuery, AuditRecord, CheckReport,
-    Claimed, Clock, Cursor, EventRecord, NodeId, Page, PruneReport, ResultRecord, Retention,
-    Settlement, Store, StoreFuture, StoreStats, SystemClock, WriteBatch, WriteOutcome,
+    check_registry_key, check_registry_kind, earlier, later, AcceptOutcome, ActionRow, ActionState,
+    AuditQuery, AuditRecord, CheckReport, Claimed, Clock, Cursor, EventQuery, EventRecord, NodeId,
+    Page, PruneReport, RegistryEntry, RegistryOutcome, RegistryWrite, ResultRecord, Retention,
+    Settlement, Store, StoreError, StoreFuture, StoreStats, SystemClock, WriteBatch, WriteOutcome,
 };
 use crate::ids::{ActionId, CorrelationId, EventId, RequestId, TenantId};
 use crate::message::Timestamp;
@@ -23,7 +26,11 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    events: HashMap<EventId, EventRecord>,
+    /// Events by their insertion number (the order of pages).
+    events: BTreeMap<u64, EventRecord>,
+    /// Each event's insertion number.
+    event_seq: HashMap<EventId, u64>,
+    next_event: u64,
     dedupe: HashMap<(Option<TenantId>, String), (EventId, CorrelationId, Timestamp)>,
     /// Actions by id, with their insertion number (the order of pages).
     actions: HashMap<ActionId, (u64, ActionRow)>,
@@ -31,6 +38,7 @@ struct Inner {
     results: Vec<ResultRecord>,
     audit: BTreeMap<u64, AuditRecord>,
     next_audit: u64,
+    registry: BTreeMap<(String, String), RegistryEntry>,
 }
 
 impl MemoryStore {
@@ -46,6 +54,7 @@ impl MemoryStore {
             inner: Mutex::new(Inner {
                 next_audit: 1,
                 next_action: 1,
+                next_event: 1,
                 ..Inner::default()
             }),
         }
@@ -67,6 +76,10 @@ impl Default for MemoryStore {
 
 fn ready<T: Send + 'static>(v: T) -> StoreFuture<'static, T> {
     Box::pin(std::future::ready(Ok(v)))
+}
+
+fn done<T: Send + 'static>(v: Result<T, StoreError>) -> StoreFuture<'static, T> {
+    Box::pin(std::future::ready(v))
 }
 
 impl Inner {
@@ -122,7 +135,7 @@ impl Inner {
                     ),
                 );
             }
-            self.events.insert(event.id, event);
+            self.insert_event(event);
             out.accepted.push(AcceptOutcome::New);
         }
         for settle in batch.settles {
@@ -179,16 +192,66 @@ impl Inner {
             out.settled.push(true);
         }
         self.results.extend(batch.results);
-        for mut record in batch.audit {
-            // A refused duplicate's steps are not the path of anything stored.
-            if record.event_id.is_some_and(|id| refused.contains(&id)) {
-                continue;
-            }
+        // A refused duplicate's steps are not the path of anything stored.
+        self.push_audit(
+            batch
+                .audit
+                .into_iter()
+                .filter(|r| r.event_id.is_none_or(|id| !refused.contains(&id))),
+        );
+        out
+    }
+
+    /// Stores an event under a new insertion number (replacing one with the same id).
+    fn insert_event(&mut self, event: EventRecord) {
+        if let Some(old) = self.event_seq.remove(&event.id) {
+            self.events.remove(&old);
+        }
+        let seq = self.next_event;
+        self.next_event += 1;
+        self.event_seq.insert(event.id, seq);
+        self.events.insert(seq, event);
+    }
+
+    fn event(&self, id: EventId) -> Option<&EventRecord> {
+        self.event_seq.get(&id).and_then(|seq| self.events.get(seq))
+    }
+
+    fn push_audit(&mut self, records: impl IntoIterator<Item = AuditRecord>) {
+        for mut record in records {
             record.seq = self.next_audit;
             self.next_audit += 1;
             self.audit.insert(record.seq, record);
         }
-        out
+    }
+
+    fn registry_put(
+        &mut self,
+        key: (String, String),
+        body: Value,
+        mode: RegistryWrite,
+        audit: Vec<AuditRecord>,
+        now: Timestamp,
+    ) -> RegistryOutcome {
+        let revision = match (self.registry.get(&key), mode) {
+            (Some(_), RegistryWrite::Create) => return RegistryOutcome::Exists,
+            (None, RegistryWrite::Replace) => return RegistryOutcome::Missing,
+            (Some(old), _) => old.revision + 1,
+            (None, _) => 1,
+        };
+        let (kind, id) = key.clone();
+        self.registry.insert(
+            key,
+            RegistryEntry {
+                kind,
+                id,
+                body,
+                revision,
+                updated_at: now,
+            },
+        );
+        self.push_audit(audit);
+        RegistryOutcome::Written { revision }
     }
 }
 
@@ -315,7 +378,7 @@ impl Store for MemoryStore {
     }
 
     fn event(&self, id: EventId) -> StoreFuture<'_, Option<EventRecord>> {
-        ready(self.lock().events.get(&id).cloned())
+        ready(self.lock().event(id).cloned())
     }
 
     fn audit(&self, query: AuditQuery) -> StoreFuture<'_, Page<AuditRecord>> {
@@ -333,6 +396,88 @@ impl Store for MemoryStore {
         items.truncate(size);
         let next = more.then(|| Cursor(items.last().map_or(0, |r| r.seq)));
         ready(Page { items, next })
+    }
+
+    fn events(&self, query: EventQuery) -> StoreFuture<'_, Page<EventRecord>> {
+        if let Err(e) = query.validate() {
+            return done(Err(e));
+        }
+        let size = query.page_size();
+        let before = query.cursor.map_or(u64::MAX, |c| c.0);
+        let inner = self.lock();
+        let mut items: Vec<(u64, &EventRecord)> = inner
+            .events
+            .range(..before)
+            .rev()
+            .filter(|(_, e)| query.matches(e))
+            .take(size + 1)
+            .map(|(seq, e)| (*seq, e))
+            .collect();
+        let more = items.len() > size;
+        items.truncate(size);
+        let next = more.then(|| Cursor(items.last().map_or(0, |(seq, _)| *seq)));
+        ready(Page {
+            items: items.into_iter().map(|(_, e)| e.clone()).collect(),
+            next,
+        })
+    }
+
+    fn registry_get(&self, kind: &str, id: &str) -> StoreFuture<'_, Option<RegistryEntry>> {
+        if let Err(e) = check_registry_key(kind, id) {
+            return done(Err(e));
+        }
+        let key = (kind.to_owned(), id.to_owned());
+        ready(self.lock().registry.get(&key).cloned())
+    }
+
+    fn registry_list(&self, kind: &str) -> StoreFuture<'_, Vec<RegistryEntry>> {
+        if let Err(e) = check_registry_kind(kind) {
+            return done(Err(e));
+        }
+        let from = (kind.to_owned(), String::new());
+        // Keys sort by kind, then id: the kind's entries are one range, ordered by id.
+        ready(
+            self.lock()
+                .registry
+                .range(from..)
+                .take_while(|((k, _), _)| k == kind)
+                .map(|(_, entry)| entry.clone())
+                .collect(),
+        )
+    }
+
+    fn registry_put(
+        &self,
+        kind: &str,
+        id: &str,
+        body: Value,
+        mode: RegistryWrite,
+        audit: Vec<AuditRecord>,
+    ) -> StoreFuture<'_, RegistryOutcome> {
+        if let Err(e) = check_registry_key(kind, id) {
+            return done(Err(e));
+        }
+        let now = self.clock.now();
+        let key = (kind.to_owned(), id.to_owned());
+        ready(self.lock().registry_put(key, body, mode, audit, now))
+    }
+
+    fn registry_delete(
+        &self,
+        kind: &str,
+        id: &str,
+        audit: Vec<AuditRecord>,
+    ) -> StoreFuture<'_, bool> {
+        if let Err(e) = check_registry_key(kind, id) {
+            return done(Err(e));
+        }
+        let key = (kind.to_owned(), id.to_owned());
+        let mut inner = self.lock();
+        let deleted = inner.registry.remove(&key).is_some();
+        if deleted {
+            inner.push_audit(audit);
+        }
+        ready(deleted)
     }
 
     fn prune(&self, retention: &Retention) -> StoreFuture<'_, PruneReport> {
@@ -364,9 +509,17 @@ impl Store for MemoryStore {
             live.insert(r.record.event.id);
         }
         let before = inner.events.len();
-        inner.events.retain(|id, e| {
-            live.contains(id) || !too_old(e.principal.tenant.as_ref(), e.accepted_at)
+        let mut gone = Vec::new();
+        inner.events.retain(|_, e| {
+            let keep = live.contains(&e.id) || !too_old(e.principal.tenant.as_ref(), e.accepted_at);
+            if !keep {
+                gone.push(e.id);
+            }
+            keep
         });
+        for id in gone {
+            inner.event_seq.remove(&id);
+        }
         report.events = (before - inner.events.len()) as u64;
         ready(report)
     }
@@ -412,7 +565,7 @@ impl Store for MemoryStore {
                     r.record.id, r.state, r.owner
                 ));
             }
-            if !inner.events.contains_key(&r.record.event.id) {
+            if !inner.event_seq.contains_key(&r.record.event.id) {
                 report.problems.push(format!(
                     "action {} names event {}, which is not stored",
                     r.record.id, r.record.event.id

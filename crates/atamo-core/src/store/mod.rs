@@ -18,6 +18,11 @@
 //!   attempt it holds and is refused once the lease expired and the action was claimed again.
 //! - **Settling** (done, retry later, dead, or give back) writes the action's new state, the
 //!   request's answers and the audit records of the same write batch in one transaction.
+//! - **Events** stay stored until pruned, and are listed newest first with filters on their
+//!   type, user, tenant, time and payload fields ([`Store::events`], [`EventQuery`]).
+//! - **The registry** keeps configuration a service adds at run time (agents, rules, types,
+//!   keys...): JSON entries by kind and id with a revision, written with their audit records
+//!   in one transaction, shared by every node of the store and never pruned.
 //! - **Time** comes from an injectable [`Clock`], so tests move it by hand.
 
 use std::collections::BTreeMap;
@@ -577,6 +582,202 @@ impl AuditQuery {
     }
 }
 
+/// Filters for [`Store::events`]. Every field set must match; the newest events come first.
+///
+/// Only stored events are listed: an event the hub kept in memory only
+/// ([`Durability::Memory`]) is not in the store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventQuery {
+    /// The event type.
+    pub event_type: Option<EventType>,
+    /// The event's user.
+    pub user: Option<UserId>,
+    /// The event's tenant.
+    pub tenant: Option<TenantId>,
+    /// Events accepted at or after this time.
+    pub since: Option<Timestamp>,
+    /// Events accepted before this time.
+    pub until: Option<Timestamp>,
+    /// Conditions on the payload; all must match (at most [`MAX_PAYLOAD_FILTERS`]).
+    pub payload: Vec<PayloadFilter>,
+    /// Where the previous page ended.
+    pub cursor: Option<Cursor>,
+    /// The page size (at most [`MAX_PAGE`]; 100 when 0).
+    pub limit: usize,
+}
+
+/// The most payload filters one [`EventQuery`] may have.
+pub const MAX_PAYLOAD_FILTERS: usize = 16;
+
+/// The most field names in one [`PayloadFilter::path`].
+pub const MAX_PAYLOAD_PATH: usize = 32;
+
+impl EventQuery {
+    /// Whether `e` matches every filter but the cursor.
+    pub fn matches(&self, e: &EventRecord) -> bool {
+        self.event_type.as_ref().is_none_or(|t| *t == e.event_type)
+            && self.user.as_ref().is_none_or(|u| *u == e.principal.user)
+            && self
+                .tenant
+                .as_ref()
+                .is_none_or(|t| e.principal.tenant.as_ref() == Some(t))
+            && self.since.is_none_or(|s| e.accepted_at >= s)
+            && self.until.is_none_or(|u| e.accepted_at < u)
+            && self.payload.iter().all(|f| f.matches(&e.payload))
+    }
+
+    /// The page size to use.
+    pub fn page_size(&self) -> usize {
+        page_size(self.limit)
+    }
+
+    /// Checks what every backend refuses with [`StoreError::Invalid`]: more than
+    /// [`MAX_PAYLOAD_FILTERS`] payload filters, a path of more than [`MAX_PAYLOAD_PATH`] names,
+    /// and NUL characters in field names or values (SQL text cannot hold them).
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if self.payload.len() > MAX_PAYLOAD_FILTERS {
+            return Err(StoreError::Invalid(format!(
+                "{} payload filters, at most {MAX_PAYLOAD_FILTERS} are allowed",
+                self.payload.len()
+            )));
+        }
+        for f in &self.payload {
+            if f.path.len() > MAX_PAYLOAD_PATH {
+                return Err(StoreError::Invalid(format!(
+                    "a payload path of {} names, at most {MAX_PAYLOAD_PATH} are allowed",
+                    f.path.len()
+                )));
+            }
+            if f.path.iter().any(|name| name.contains('\0')) || f.value.contains('\0') {
+                return Err(StoreError::Invalid(
+                    "payload filters cannot contain NUL characters".to_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A condition on a field of an event's payload: the value at `path` is a JSON string equal to
+/// `value`, or a number or boolean whose JSON text is `value` (`5`, `2.5`, `true`). Null,
+/// objects, arrays and missing fields never match, and the path only goes through objects
+/// (never into arrays).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadFilter {
+    /// Field names below `payload`, outermost first; any text (dots, quotes, `$`...). An empty
+    /// path is the payload itself.
+    pub path: Vec<String>,
+    /// The value the field must have.
+    pub value: String,
+}
+
+impl PayloadFilter {
+    /// A filter on the field `path`, whose names are separated by dots (`order.state`). Build
+    /// the [`path`](Self::path) by hand for names that contain dots.
+    pub fn parse(path: &str, value: impl Into<String>) -> Self {
+        Self {
+            path: path.split('.').map(str::to_owned).collect(),
+            value: value.into(),
+        }
+    }
+
+    /// Whether `payload` matches.
+    pub fn matches(&self, payload: &Value) -> bool {
+        let mut at = payload;
+        for name in &self.path {
+            match at {
+                Value::Object(fields) => match fields.get(name) {
+                    Some(v) => at = v,
+                    None => return false,
+                },
+                _ => return false,
+            }
+        }
+        match at {
+            Value::String(s) => *s == self.value,
+            Value::Number(n) => n.to_string() == self.value,
+            Value::Bool(b) => (if *b { "true" } else { "false" }) == self.value,
+            Value::Null | Value::Array(_) | Value::Object(_) => false,
+        }
+    }
+}
+
+/// One stored configuration entry (an agent, a rule, a type, an API key...), kept by
+/// [`Store::registry_put`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistryEntry {
+    /// What kind of entry it is (`agent`, `rule`, ...): entries of different kinds never meet.
+    pub kind: String,
+    /// Its id within its kind.
+    pub id: String,
+    /// The entry, as the service sees it.
+    pub body: Value,
+    /// 1 when created, one more at every write since.
+    pub revision: u64,
+    /// When it was last written.
+    pub updated_at: Timestamp,
+}
+
+/// How [`Store::registry_put`] treats an existing entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistryWrite {
+    /// Writes a new entry; [`RegistryOutcome::Exists`] when there is one already.
+    Create,
+    /// Replaces an entry; [`RegistryOutcome::Missing`] when there is none.
+    Replace,
+    /// Writes the entry, whether or not there was one.
+    Upsert,
+}
+
+/// What [`Store::registry_put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RegistryOutcome {
+    /// The entry was written, and has this revision now.
+    Written {
+        /// The entry's new revision.
+        revision: u64,
+    },
+    /// [`RegistryWrite::Create`] found an entry: nothing was written.
+    Exists,
+    /// [`RegistryWrite::Replace`] found no entry: nothing was written.
+    Missing,
+}
+
+/// The longest registry kind or id, in bytes.
+pub const MAX_REGISTRY_KEY: usize = 200;
+
+/// Checks a registry kind and id: not empty, at most [`MAX_REGISTRY_KEY`] bytes, no NUL
+/// character. [`StoreError::Invalid`] otherwise.
+pub fn check_registry_key(kind: &str, id: &str) -> Result<(), StoreError> {
+    check_registry_kind(kind)?;
+    check_key_part("id", id)
+}
+
+/// Checks a registry kind alone, as [`check_registry_key`] does.
+pub fn check_registry_kind(kind: &str) -> Result<(), StoreError> {
+    check_key_part("kind", kind)
+}
+
+fn check_key_part(what: &str, s: &str) -> Result<(), StoreError> {
+    if s.is_empty() {
+        Err(StoreError::Invalid(format!("a registry {what} is empty")))
+    } else if s.len() > MAX_REGISTRY_KEY {
+        Err(StoreError::Invalid(format!(
+            "a registry {what} of {} bytes, at most {MAX_REGISTRY_KEY} are allowed",
+            s.len()
+        )))
+    } else if s.contains('\0') {
+        Err(StoreError::Invalid(format!(
+            "a registry {what} contains a NUL character"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 /// The largest page a query returns.
 pub const MAX_PAGE: usize = 1000;
 
@@ -806,8 +1007,41 @@ pub trait Store: Send + Sync + 'static {
     /// Audit entries matching `query`, newest first.
     fn audit(&self, query: AuditQuery) -> StoreFuture<'_, Page<AuditRecord>>;
 
+    /// Stored events matching `query`, newest first (by when they were written), a page at a
+    /// time. [`StoreError::Invalid`] for a query [`EventQuery::validate`] refuses.
+    fn events(&self, query: EventQuery) -> StoreFuture<'_, Page<EventRecord>>;
+
+    /// The registry entry `id` of `kind`.
+    fn registry_get(&self, kind: &str, id: &str) -> StoreFuture<'_, Option<RegistryEntry>>;
+
+    /// Every registry entry of `kind`, ordered by id (byte order).
+    fn registry_list(&self, kind: &str) -> StoreFuture<'_, Vec<RegistryEntry>>;
+
+    /// Writes the registry entry `id` of `kind` as `mode` says. `audit` is written in the same
+    /// transaction, and only when the entry is written (not on `Exists` or `Missing`). The
+    /// entry's revision is 1 when it is created and one more at each write after that.
+    /// [`StoreError::Invalid`] for a kind or id [`check_registry_key`] refuses.
+    fn registry_put(
+        &self,
+        kind: &str,
+        id: &str,
+        body: Value,
+        mode: RegistryWrite,
+        audit: Vec<AuditRecord>,
+    ) -> StoreFuture<'_, RegistryOutcome>;
+
+    /// Deletes the registry entry `id` of `kind`; `false` when there was none. `audit` is
+    /// written in the same transaction, and only when an entry was deleted. An entry created
+    /// again later starts again at revision 1.
+    fn registry_delete(
+        &self,
+        kind: &str,
+        id: &str,
+        audit: Vec<AuditRecord>,
+    ) -> StoreFuture<'_, bool>;
+
     /// Deletes expired results and dedupe keys, and audit entries, events and finished
-    /// actions older than the retention allows.
+    /// actions older than the retention allows. The registry is never pruned.
     fn prune(&self, retention: &Retention) -> StoreFuture<'_, PruneReport>;
 
     /// Queue depths and sizes.

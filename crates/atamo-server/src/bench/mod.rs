@@ -5,6 +5,7 @@
 mod coalesce;
 mod durable;
 mod fire_and_forget;
+mod http;
 mod plugin;
 mod request;
 
@@ -35,8 +36,14 @@ pub enum Bench {
     /// baseline: plain batched inserts of the same event and action rows into the same kind of
     /// database.
     Durable(durable::Args),
+    /// `POST /v1/events` through the whole service (keys, parsing, the hub, a rule, a no-op
+    /// agent) over keep-alive connections from an in-process load generator, stateless, on
+    /// SQLite and through the batch endpoint; baseline: a bare handler answering 202 in the same
+    /// process and run.
+    Http(http::Args),
 }
 
+/// Runs a benchmark.
 pub fn run(which: Bench) -> anyhow::Result<()> {
     match which {
         Bench::FireAndForget(args) => fire_and_forget::run(args),
@@ -44,6 +51,7 @@ pub fn run(which: Bench) -> anyhow::Result<()> {
         Bench::Coalesce(args) => coalesce::run(args),
         Bench::Plugin(args) => plugin::run(args),
         Bench::Durable(args) => durable::run(args),
+        Bench::Http(args) => http::run(args),
     }
 }
 
