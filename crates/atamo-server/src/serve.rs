@@ -244,13 +244,19 @@ impl Service {
         if let Some(node) = &cfg.node {
             settings = settings.node(NodeId::new(node));
         }
-        let hub = Hub::builder()
+        let mut builder = Hub::builder()
             .keep_alive(cfg.hub.keep_alive)
             .shutdown_grace(cfg.hub.shutdown_grace)
-            .store_with(store.clone(), settings)
-            .provider(RULES_PROVIDER, rules.clone(), ProviderScope::AllEvents)
-            .build()
-            .context("building the hub")?;
+            .provider(RULES_PROVIDER, rules.clone(), ProviderScope::AllEvents);
+        // A memory store keeps the service's keys and definitions only: the hub itself runs
+        // stateless, keeping nothing of the events it routes (monitored ones excepted, for the
+        // keep-alive time). Attaching the memory store would keep every event and step until
+        // the process ends, and cost half the publish rate.
+        let stateful = !matches!(cfg.store, StoreConfig::Memory);
+        if stateful {
+            builder = builder.store_with(store.clone(), settings);
+        }
+        let hub = builder.build().context("building the hub")?;
         let control = hub.control();
         let alerts = AlertMonitor::start(&hub, cfg.alerts.clone());
         let loader = PluginLoader::new(cfg.plugins_dir.clone());
@@ -312,6 +318,8 @@ impl Service {
                 request_wait_max: cfg.http.request_wait_max,
             },
             CancellationToken::new(),
+            stateful,
+            cfg.hub.keep_alive,
         );
         Ok(Self {
             hub: Some(hub),

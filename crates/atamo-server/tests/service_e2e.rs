@@ -46,7 +46,15 @@ struct Running {
 }
 
 async fn start(dir: tempfile::TempDir) -> Running {
-    let cfg = common::test_config(dir.path());
+    start_with(dir, |_| {}).await
+}
+
+async fn start_with(
+    dir: tempfile::TempDir,
+    change: impl FnOnce(&mut atamo_server::config::ServeConfig),
+) -> Running {
+    let mut cfg = common::test_config(dir.path());
+    change(&mut cfg);
     let service = Service::start(&cfg).await.unwrap();
     let admin = match service.admin_token.clone() {
         Some(t) => t,
@@ -458,4 +466,69 @@ template = {{ body = {{ order = "{{{{payload.order.id}}}}" }} }}
     assert_eq!(seen.lock().unwrap()[0], json!({"order": 9}));
     stop.cancel();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_service_keeps_only_monitored_events() {
+    let (url, seen) = receiver().await;
+    let svc = start_with(tempfile::tempdir().unwrap(), |cfg| {
+        cfg.store = atamo_server::config::StoreConfig::Memory;
+    })
+    .await;
+    svc.setup(&url).await;
+    let order = |n: u64, monitor: bool| {
+        json!({"type": "order.created", "user": "fay", "payload": {"order": {"id": n}},
+               "monitor": monitor})
+    };
+    let (status, plain) = svc.post("/v1/events", order(1, false)).await;
+    assert_eq!(status, 202);
+    let (status, watched) = svc.post("/v1/events", order(2, true)).await;
+    assert_eq!(status, 202);
+    let watched_id = watched["event_id"].as_str().unwrap().to_owned();
+    assert_eq!(watched["monitor"], format!("/v1/events/{watched_id}"));
+    eventually("both deliveries", || async {
+        seen.lock().unwrap().len() == 2
+    })
+    .await;
+    // The monitored event's path is kept; the other one is not kept at all.
+    let path = format!("/v1/events/{watched_id}");
+    eventually("the monitored path to end", || async {
+        svc.get(&path).await.1["state"] == "done"
+    })
+    .await;
+    let (status, missing) = svc
+        .get(&format!(
+            "/v1/events/{}",
+            plain["event_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 404);
+    assert!(
+        missing["detail"]
+            .as_str()
+            .unwrap()
+            .contains("keeps no events"),
+        "{missing}"
+    );
+    // Requests still answer, and a tenant-bound key sees only its own.
+    let (status, key) = svc
+        .post("/v1/keys", json!({"role": "client", "tenant": "acme"}))
+        .await;
+    assert_eq!(status, 201);
+    let acme = key["token"].as_str().unwrap().to_owned();
+    let (_, accepted) = svc.post("/v1/requests", order(3, false)).await;
+    let id = accepted["request_id"].as_str().unwrap().to_owned();
+    let r = svc
+        .http
+        .get(format!("{}/v1/requests/{id}", svc.base))
+        .bearer_auth(&acme)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "a request of no tenant is not acme's");
+    eventually("the request to complete", || async {
+        svc.get(&format!("/v1/requests/{id}")).await.1["state"] == "complete"
+    })
+    .await;
+    svc.stop().await;
 }

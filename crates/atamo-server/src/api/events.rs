@@ -1,6 +1,6 @@
 //! Events: publish one or many, look one up with the path it took, list stored ones.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use atamo_core::ids::{EventId, EventType, GroupId, TenantId, UserId};
 use atamo_core::message::{Event, Principal, Problem as HubProblem};
@@ -280,6 +280,41 @@ pub(crate) fn publish_error(e: PublishError, prefix: &str) -> ApiError {
     }
 }
 
+/// A monitored event's steps, as its monitor stream delivers them.
+#[derive(Debug)]
+pub struct Monitored {
+    /// The event's tenant.
+    pub tenant: Option<TenantId>,
+    /// Its steps so far, oldest first.
+    pub steps: std::sync::Mutex<Vec<AuditRecord>>,
+}
+
+/// Publishes `event`, keeping its steps when `monitor` asks for it.
+pub(crate) async fn publish_one(
+    state: &Shared,
+    event: Event,
+    monitor: bool,
+) -> Result<Receipt, PublishError> {
+    if !monitor {
+        return state.hub.publish(event).await;
+    }
+    let tenant = event.principal().tenant.clone();
+    let (receipt, mut stream) = state.hub.publish_monitored(event).await?;
+    let kept = Arc::new(Monitored {
+        tenant,
+        steps: std::sync::Mutex::new(Vec::new()),
+    });
+    state.monitored.insert(receipt.event_id, kept.clone());
+    tokio::spawn(async move {
+        while let Some(step) = stream.next().await {
+            if let Ok(mut steps) = kept.steps.lock() {
+                steps.push(atamo_core::store::audit_record(&step));
+            }
+        }
+    });
+    Ok(receipt)
+}
+
 /// What publishing answers.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Accepted {
@@ -316,9 +351,7 @@ pub(crate) async fn publish(
     super::error::Body(body): super::error::Body<Value>,
 ) -> Result<Response, ApiError> {
     let parsed = parse_event(body, "", false, &caller).map_err(ApiError::invalid)?;
-    let receipt = state
-        .hub
-        .publish(parsed.event)
+    let receipt = publish_one(&state, parsed.event, parsed.monitor)
         .await
         .map_err(|e| publish_error(e, ""))?;
     let location = format!("/v1/events/{}", receipt.event_id);
@@ -400,8 +433,8 @@ pub(crate) async fn publish_batch(
     }
     // Published together, so a stateful hub commits them in a few group commits.
     let outcomes = futures_util::future::join_all(parsed.into_iter().map(|p| {
-        let hub = state.hub.clone();
-        async move { (hub.publish(p.event).await, p.monitor) }
+        let state = state.clone();
+        async move { (publish_one(&state, p.event, p.monitor).await, p.monitor) }
     }))
     .await;
     let mut results = Vec::with_capacity(outcomes.len());
@@ -522,19 +555,36 @@ pub(crate) async fn get_event(
     let id: EventId = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("event `{id}`")))?;
-    let event = state.store.event(id).await?;
-    let path = whole_path(
-        &state,
-        AuditQuery {
-            event_id: Some(id),
-            ..AuditQuery::default()
-        },
-    )
-    .await?;
-    let tenant = match (&event, path.first()) {
-        (Some(e), _) => e.principal.tenant.clone(),
-        (None, Some(r)) => r.tenant.clone(),
-        (None, None) => return Err(ApiError::not_found(format!("event `{id}`"))),
+    let (event, path, tenant) = if let Some(m) = state.monitored.get(&id) {
+        let path = m.steps.lock().map(|s| s.clone()).unwrap_or_default();
+        let event = if state.stateful {
+            state.store.event(id).await?
+        } else {
+            None
+        };
+        (event, path, m.tenant.clone())
+    } else {
+        let event = state.store.event(id).await?;
+        let path = whole_path(
+            &state,
+            AuditQuery {
+                event_id: Some(id),
+                ..AuditQuery::default()
+            },
+        )
+        .await?;
+        let tenant = match (&event, path.first()) {
+            (Some(e), _) => e.principal.tenant.clone(),
+            (None, Some(r)) => r.tenant.clone(),
+            (None, None) if !state.stateful => {
+                return Err(ApiError::not_found(format!(
+                    "event `{id}`: this service keeps no events (its store is `memory`); \
+                     publish with \"monitor\": true to keep an event's steps for the keep-alive time"
+                )))
+            }
+            (None, None) => return Err(ApiError::not_found(format!("event `{id}`"))),
+        };
+        (event, path, tenant)
     };
     if !caller.may_see(tenant.as_ref()) {
         return Err(ApiError::not_found(format!("event `{id}`")));
@@ -613,10 +663,6 @@ pub(crate) async fn list(
         "next": page.next.map(|c| c.to_string()),
     })))
 }
-
-/// How long a publish may wait for the store before the client is told to retry.
-#[allow(dead_code)]
-pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {

@@ -92,6 +92,13 @@ pub struct AppState {
     roles: std::sync::OnceLock<RoleTable>,
     /// The OpenAPI document, as served.
     openapi: std::sync::OnceLock<Arc<str>>,
+    /// Whether the hub keeps events, actions and steps in the store.
+    pub stateful: bool,
+    /// The tenant of each request sent through this node, for the keep-alive time.
+    pub request_tenants:
+        moka::sync::Cache<atamo_core::ids::RequestId, Option<atamo_core::ids::TenantId>>,
+    /// Events published with `"monitor": true`: their steps, for the keep-alive time.
+    pub monitored: moka::sync::Cache<atamo_core::ids::EventId, Arc<events::Monitored>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -118,6 +125,8 @@ impl AppState {
         metrics: Arc<Metrics>,
         settings: ApiSettings,
         shutdown: CancellationToken,
+        stateful: bool,
+        keep_alive: Duration,
     ) -> Shared {
         let limiter = std::num::NonZeroU32::new(settings.rate_limit).map(|rate| {
             let burst = std::num::NonZeroU32::new(settings.rate_burst.max(settings.rate_limit))
@@ -137,6 +146,15 @@ impl AppState {
             limiter,
             roles: std::sync::OnceLock::new(),
             openapi: std::sync::OnceLock::new(),
+            stateful,
+            request_tenants: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(keep_alive + Duration::from_secs(60))
+                .build(),
+            monitored: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(keep_alive + Duration::from_secs(60))
+                .build(),
         })
     }
 

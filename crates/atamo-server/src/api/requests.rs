@@ -56,6 +56,13 @@ async fn check_visible(state: &Shared, caller: &Caller, id: RequestId) -> Result
     if caller.tenant.is_none() && caller.role != super::auth::Role::Client {
         return Ok(());
     }
+    if let Some(tenant) = state.request_tenants.get(&id) {
+        return if caller.may_see(tenant.as_ref()) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!("request `{id}`")))
+        };
+    }
     let page = state
         .store
         .audit(AuditQuery {
@@ -88,6 +95,7 @@ pub(crate) async fn send(
 ) -> Result<Response, ApiError> {
     let parsed = parse_event(body, "", true, &caller).map_err(ApiError::invalid)?;
     let wait = parsed.wait_ms.map(Duration::from_millis);
+    let tenant = parsed.event.principal().tenant.clone();
     if let Some(w) = wait {
         if w > state.settings.request_wait_max {
             return Err(ApiError::field(
@@ -101,6 +109,7 @@ pub(crate) async fn send(
         .request_with(parsed.event, RequestOptions::default())
         .await
         .map_err(|e| publish_error(e, ""))?;
+    state.request_tenants.insert(receipt.request_id, tenant);
     let location = format!("/v1/requests/{}", receipt.request_id);
     let accepted = RequestAccepted {
         request_id: receipt.request_id,
