@@ -576,3 +576,194 @@ async fn no_body_or_query_a_client_sends_makes_a_500() {
         }
     }
 }
+
+#[tokio::test]
+async fn agents_rules_types_and_dead_letters_through_the_api() {
+    let svc = TestService::start_with(|cfg| cfg.http.rate_limit = 0).await;
+    svc.setup_hook("http://127.0.0.1:9/unused").await;
+    let admin = svc.admin.clone();
+    let call = |c: Call| c.token(&admin);
+
+    // Replace an agent; its status by hand; a control message it does not take.
+    let r = svc
+        .call(call(Call::put("/v1/agents/hook", json!({"id": "hook", "kind": "http", "config": {"url": "http://127.0.0.1:9/other"}, "owner": "ops@example.com", "version": "2"}))))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = svc.call(call(Call::get("/v1/agents/hook"))).await;
+    assert_eq!(
+        r.body["definition"]["config"]["url"],
+        "http://127.0.0.1:9/other"
+    );
+    assert_eq!(r.body["status"]["owner"], "ops@example.com");
+    let r = svc
+        .call(call(Call::put(
+            "/v1/agents/hook",
+            json!({"id": "other", "kind": "http"}),
+        )))
+        .await;
+    assert_eq!(
+        (r.status, r.fields()),
+        (StatusCode::BAD_REQUEST, vec!["id".to_owned()])
+    );
+    let r = svc
+        .call(call(Call::put(
+            "/v1/agents/hook/status",
+            json!({"status": "offline", "reason": "maintenance"}),
+        )))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["state"], "offline");
+    let r = svc.call(call(Call::get("/v1/agents?status=offline"))).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    let r = svc
+        .call(call(Call::put(
+            "/v1/agents/hook/status",
+            json!({"status": "auto"}),
+        )))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = svc.call(call(Call::get("/v1/agents?status=offline"))).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0);
+    let r = svc
+        .call(call(Call::put(
+            "/v1/agents/hook/status",
+            json!({"status": "sleepy"}),
+        )))
+        .await;
+    assert_eq!(
+        (r.status, r.fields()),
+        (StatusCode::BAD_REQUEST, vec!["status".to_owned()])
+    );
+    let r = svc
+        .call(call(Call::post(
+            "/v1/agents/hook/control",
+            json!({"message": {"reload": true}, "timeout_ms": 1000}),
+        )))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    // Only an admin may register code-running agents.
+    let operator = svc.key("operator", None).await;
+    let native = json!({"id": "inv", "kind": "native", "handles": ["check"], "config": {"library": "libx.so", "kind": "inventory"}});
+    let r = svc
+        .call(Call::post("/v1/agents", native).token(&operator))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Dry run: the rule and the action it would send, nothing sent.
+    let r = svc
+        .call(call(Call::post(
+            "/v1/rules:dry-run",
+            json!({"type": "order.created", "user": "u", "payload": {"order": {"id": 5}}}),
+        )))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["accepted"], true);
+    assert_eq!(r.body["actions"].as_array().unwrap().len(), 1, "{}", r.text);
+    let r = svc
+        .call(call(Call::post(
+            "/v1/rules:dry-run",
+            json!({"type": "order.created", "user": "u", "payload": {}}),
+        )))
+        .await;
+    assert_eq!(r.body["accepted"], false);
+    assert_eq!(r.body["problems"][0]["field"], "payload.order.id");
+
+    // Rules: replace, read, refuse to delete an agent a rule names, delete.
+    let r = svc
+        .call(call(Call::put("/v1/rules/notify", json!({"id": "notify", "event_type": "order.created", "group": "sales", "agent": "hook", "action": "http.request", "template": {"body": {}}}))))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = svc.call(call(Call::get("/v1/rules/notify"))).await;
+    assert_eq!(r.body["group"], "sales");
+    let r = svc.call(call(Call::delete("/v1/agents/hook"))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        svc.call(call(Call::delete("/v1/rules/notify")))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        svc.call(call(Call::delete("/v1/rules/notify")))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        svc.call(call(Call::delete("/v1/agents/hook"))).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        svc.call(call(Call::get("/v1/agents/hook"))).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Types are listed; an action type's retry policy makes a failing action dead at once.
+    let r = svc
+        .call(call(Call::post(
+            "/v1/action-types",
+            json!({"name": "fail.now", "retry": {"max_attempts": 1}}),
+        )))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let types = svc.call(call(Call::get("/v1/action-types"))).await;
+    assert!(types.text.contains("fail.now") && types.text.contains("http.request"));
+    let types = svc.call(call(Call::get("/v1/event-types"))).await;
+    assert!(types.text.contains("order.created"));
+    for (path, body) in [
+        (
+            "/v1/agents",
+            json!({"id": "dead-end", "kind": "http", "handles": ["fail.now"], "config": {"url": "http://127.0.0.1:9/"}}),
+        ),
+        (
+            "/v1/rules",
+            json!({"id": "doomed", "event_type": "order.created", "agent": "dead-end", "action": "fail.now", "template": {}}),
+        ),
+        (
+            "/v1/events",
+            json!({"type": "order.created", "user": "u", "payload": {"order": {"id": 6}}}),
+        ),
+    ] {
+        let r = svc.call(call(Call::post(path, body))).await;
+        assert!(r.status.is_success(), "{path}: {}", r.text);
+    }
+    let mut letters = Value::Null;
+    for _ in 0..200 {
+        letters = svc.call(call(Call::get("/v1/dead-letters"))).await.body;
+        if !letters["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let items = letters["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{letters}");
+    let action = items[0]["record"]["id"].as_str().unwrap().to_owned();
+    let r = svc
+        .call(call(Call::post(
+            &format!("/v1/dead-letters/{action}/redrive"),
+            json!({}),
+        )))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = svc
+        .call(call(Call::post(
+            "/v1/dead-letters/01890a5d-ac96-774b-bcce-b302099a8057/redrive",
+            json!({}),
+        )))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Every change is in the audit log, with the key that made it.
+    let audit = svc
+        .call(call(Call::get(
+            "/v1/audit?state=registry_changed&limit=100",
+        )))
+        .await;
+    let changes = audit.body["items"].as_array().unwrap();
+    assert!(changes.len() >= 8, "{}", audit.text);
+    assert!(
+        changes
+            .iter()
+            .all(|c| c["user"] == "key:environment"
+                || c["user"].as_str().unwrap().starts_with("key:"))
+    );
+}

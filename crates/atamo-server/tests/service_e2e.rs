@@ -532,3 +532,48 @@ async fn a_stateless_service_keeps_only_monitored_events() {
     .await;
     svc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_telemetry_stream_shows_every_step_live() {
+    use futures_util::StreamExt;
+    let (url, _) = receiver().await;
+    let svc = start(tempfile::tempdir().unwrap()).await;
+    svc.setup(&url).await;
+    let resp = svc
+        .http
+        .get(format!("{}/v1/telemetry", svc.base))
+        .bearer_auth(&svc.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let (status, _) = svc
+        .post(
+            "/v1/events",
+            json!({"type": "order.created", "user": "gil", "payload": {"order": {"id": 8}}}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let mut seen = String::new();
+    let wanted = [
+        "event: accepted",
+        "event: rule_matched",
+        "event: action_dispatched",
+        "event: action_succeeded",
+    ];
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if wanted.iter().all(|w| seen.contains(w)) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("every step streamed");
+    // The stream ends when the service stops.
+    drop(body);
+    svc.stop().await;
+}
