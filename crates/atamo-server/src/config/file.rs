@@ -579,10 +579,9 @@ impl<'i> Checker<'_> {
     }
 
     fn retention(&mut self, path: &str, v: &Value<'i>, layer: &mut Layer) {
-        for (key, cv, p) in self.table(path, v, &["audit", "results", "tenants"]) {
+        for (key, cv, p) in self.table(path, v, &["audit", "tenants"]) {
             match key {
                 "audit" => layer.retention.audit = self.age(&p, cv),
-                "results" => layer.retention.results = self.age(&p, cv),
                 _ => {
                     let Some(table) = cv.get_ref().as_table() else {
                         self.error(cv.span(), &p, "must be a table of tenants");

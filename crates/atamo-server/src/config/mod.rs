@@ -161,8 +161,6 @@ pub struct RetentionConfig {
     /// Audit entries, events and finished actions older than this are deleted (default:
     /// kept for ever).
     pub audit: Option<Duration>,
-    /// How long request results stay in the store (default: the keep-alive time).
-    pub results: Option<Duration>,
     /// Tenants with their own audit age, replacing `audit` for them.
     pub tenants: BTreeMap<TenantId, Duration>,
 }

@@ -644,12 +644,11 @@ error_rate = true
 
 #[test]
 fn retention_section() {
-    let c = ok(
-        "[retention]\naudit = \"30d\"\nresults = \"1d\"\n\n[retention.tenants.acme]\naudit = \"90d\"\n",
-    );
+    let c = ok("[retention]\naudit = \"30d\"\n\n[retention.tenants.acme]\naudit = \"90d\"\n");
     let day = secs(86400);
     assert_eq!(c.retention.audit, Some(day * 30));
-    assert_eq!(c.retention.results, Some(day));
+    // Results expire with the keep-alive time; no key sets them.
+    assert_eq!(errors("[retention]\nresults = \"1d\"\n").len(), 1);
     assert_eq!(
         c.retention.tenants.get(&TenantId::new("acme")),
         Some(&(day * 90))
@@ -1186,7 +1185,6 @@ fn the_reference_names_every_key_and_variable() {
         "per_agent",
         "[retention]",
         "audit",
-        "results",
         "tenants",
         "[http]",
         "body_limit",
