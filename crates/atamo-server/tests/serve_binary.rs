@@ -11,12 +11,20 @@ const ATAMO: &str = env!("CARGO_BIN_EXE_atamo");
 
 /// Starts `atamo serve` in `dir` and returns it with the address it printed.
 fn serve(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(ATAMO)
+    serve_with(dir, extra, None)
+}
+
+fn serve_with(dir: &std::path::Path, extra: &[&str], admin_token: Option<&str>) -> (Child, String) {
+    let mut command = Command::new(ATAMO);
+    match admin_token {
+        Some(t) => command.env("ATAMO_ADMIN_TOKEN", t),
+        None => command.env_remove("ATAMO_ADMIN_TOKEN"),
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(extra)
         .current_dir(dir)
-        .env_remove("ATAMO_ADMIN_TOKEN")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -164,4 +172,37 @@ fn a_bad_configuration_stops_serve_with_every_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(":1:"), "{err}");
     assert!(err.contains(":3:"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_key_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "a-long-admin-token-from-the-environment";
+    let (mut child, addr) = serve_with(dir.path(), &[], Some(token));
+    assert!(
+        !dir.path().join("admin.token").exists(),
+        "no key file when the environment gives the key"
+    );
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("http://{addr}/v1/keys"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(format!("http://{addr}/v1/keys"))
+        .bearer_auth("a-long-admin-token-from-the-environmenT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Ctrl-C (SIGINT) stops it as SIGTERM does.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
 }
