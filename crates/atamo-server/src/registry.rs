@@ -3,7 +3,9 @@
 //!
 //! What `atamo.toml` declares is applied first and is not stored; what the API adds is stored
 //! (registry kinds `agent`, `rule`, `event_type`, `action_type`) and applied at every start
-//! after the file, so a definition changed through the API wins over the file's.
+//! after the file, so a definition changed through the API wins over the file's. Each entry
+//! has a revision: [`Registry::sync`] applies what other nodes on the same store changed since
+//! this node last looked, and removes what they deleted.
 //! Every change made through the API is written to the audit log in the same transaction
 //! (step `registry_changed`, with the key that made it).
 
@@ -18,7 +20,6 @@ use atamo_core::ids::{ActionType, AgentId, EventType, RuleId};
 use atamo_core::message::Timestamp;
 use atamo_core::store::{AuditRecord, RegistryOutcome, RegistryWrite, Store};
 use atamo_core::Control;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -66,6 +67,8 @@ struct Inner {
     plugins_dir: PathBuf,
     /// The retry policy of action types registered without one (`[retry]` in `atamo.toml`).
     default_retry: Option<atamo_core::failure::RetryPolicy>,
+    /// The revision of each stored entry this node has applied, by (kind, id).
+    applied: Mutex<std::collections::HashMap<(String, String), u64>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -180,6 +183,7 @@ impl Registry {
                 write: tokio::sync::Mutex::new(()),
                 plugins_dir,
                 default_retry: None,
+                applied: Mutex::default(),
             }),
         }
     }
@@ -425,6 +429,7 @@ impl Registry {
             .store
             .registry_delete(AGENT, id, vec![record])
             .await?;
+        self.mark_applied(AGENT, id, None);
         if let Ok(mut agents) = self.inner.agents.lock() {
             agents.remove(id);
         }
@@ -555,6 +560,7 @@ impl Registry {
             .store
             .registry_delete(RULE, id, vec![record])
             .await?;
+        self.mark_applied(RULE, id, None);
         self.inner.rules.remove(&rid);
         if let Ok(mut s) = self.inner.rule_sources.lock() {
             s.remove(id);
@@ -604,7 +610,10 @@ impl Registry {
             .registry_put(kind, id, body, mode, vec![record])
             .await?
         {
-            RegistryOutcome::Written { .. } => Ok(()),
+            RegistryOutcome::Written { revision } => {
+                self.mark_applied(kind, id, Some(revision));
+                Ok(())
+            }
             RegistryOutcome::Exists => Err(ApiError::conflict(format!(
                 "{kind} `{id}` already exists (added by another node)"
             ))),
@@ -660,86 +669,141 @@ impl Registry {
         }
     }
 
-    async fn stored<T: DeserializeOwned>(&self, kind: &str, report: &mut LoadReport) -> Vec<T> {
-        let entries = match self.inner.store.registry_list(kind).await {
-            Ok(e) => e,
-            Err(e) => {
-                report
-                    .failed
-                    .push(format!("{kind}s could not be read: {e}"));
-                return Vec::new();
-            }
-        };
-        let mut out = Vec::new();
-        for e in entries {
-            match serde_json::from_value(e.body) {
-                Ok(v) => out.push(v),
-                Err(err) => report
-                    .failed
-                    .push(format!("stored {kind} `{}` is unreadable: {err}", e.id)),
-            }
+    fn mark_applied(&self, kind: &str, id: &str, revision: Option<u64>) {
+        if let Ok(mut applied) = self.inner.applied.lock() {
+            match revision {
+                Some(r) => applied.insert((kind.to_owned(), id.to_owned()), r),
+                None => applied.remove(&(kind.to_owned(), id.to_owned())),
+            };
         }
-        out
     }
 
-    /// Applies what the store holds, replacing declarations of the same id.
-    pub async fn load_stored(&self) -> LoadReport {
+    fn applied_revision(&self, kind: &str, id: &str) -> Option<u64> {
+        self.inner
+            .applied
+            .lock()
+            .ok()?
+            .get(&(kind.to_owned(), id.to_owned()))
+            .copied()
+    }
+
+    /// Brings this node in line with the store: applies what other nodes added or changed
+    /// since (by revision), and removes what they deleted. Changes made through this node are
+    /// already applied and are skipped.
+    pub async fn sync(&self) -> LoadReport {
+        let _w = self.inner.write.lock().await;
         let mut report = LoadReport::default();
-        let event_types: Vec<EventTypeBody> = self.stored(EVENT_TYPE, &mut report).await;
-        for t in &event_types {
-            let _ = self
-                .inner
-                .control
-                .unregister_event_type(&EventType::from(t.name.as_str()));
-            self.note(&mut report, "event type", &t.name, self.apply_event_type(t));
+        let mut seen: std::collections::HashSet<(String, String)> = Default::default();
+        for kind in [EVENT_TYPE, ACTION_TYPE, AGENT, RULE] {
+            let entries = match self.inner.store.registry_list(kind).await {
+                Ok(e) => e,
+                Err(e) => {
+                    report
+                        .failed
+                        .push(format!("{kind}s could not be read: {e}"));
+                    // Without the list, nothing of this kind can be known to be deleted.
+                    if let Ok(applied) = self.inner.applied.lock() {
+                        seen.extend(applied.keys().filter(|(k, _)| k == kind).cloned());
+                    }
+                    continue;
+                }
+            };
+            for e in entries {
+                seen.insert((kind.to_owned(), e.id.clone()));
+                if self.applied_revision(kind, &e.id) == Some(e.revision) {
+                    continue;
+                }
+                let r = self.apply_entry(kind, &e.id, e.body).await;
+                if r.is_ok() {
+                    self.mark_applied(kind, &e.id, Some(e.revision));
+                }
+                self.note(&mut report, kind, &e.id, r);
+            }
         }
-        let action_types: Vec<ActionTypeBody> = self.stored(ACTION_TYPE, &mut report).await;
-        for t in &action_types {
-            let exists = self
-                .inner
-                .control
-                .action_types()
-                .iter()
-                .any(|d| d.name.as_str() == t.name);
-            if exists {
+        let gone: Vec<(String, String)> = self
+            .inner
+            .applied
+            .lock()
+            .map(|a| a.keys().filter(|k| !seen.contains(*k)).cloned().collect())
+            .unwrap_or_default();
+        // Rules first, so that no rule is left naming a removed agent.
+        for (kind, id) in gone
+            .iter()
+            .filter(|(k, _)| k == RULE)
+            .chain(gone.iter().filter(|(k, _)| k == AGENT))
+        {
+            if kind == RULE {
+                self.inner.rules.remove(&RuleId::from(id.as_str()));
+                if let Ok(mut s) = self.inner.rule_sources.lock() {
+                    s.remove(id);
+                }
+            } else {
+                self.remove_agent(id).await;
+                if let Ok(mut agents) = self.inner.agents.lock() {
+                    agents.remove(id);
+                }
+            }
+            self.mark_applied(kind, id, None);
+            report.applied += 1;
+        }
+        report
+    }
+
+    /// Applies one stored entry, replacing what this node has under its id.
+    async fn apply_entry(&self, kind: &str, id: &str, body: Value) -> Result<(), ApiError> {
+        let bad = |e: serde_json::Error| ApiError::internal(format!("stored {kind} `{id}`: {e}"));
+        match kind {
+            EVENT_TYPE => {
+                let t: EventTypeBody = serde_json::from_value(body).map_err(bad)?;
+                let _ = self
+                    .inner
+                    .control
+                    .unregister_event_type(&EventType::from(t.name.as_str()));
+                self.apply_event_type(&t)
+            }
+            ACTION_TYPE => {
+                let t: ActionTypeBody = serde_json::from_value(body).map_err(bad)?;
                 let _ = self
                     .inner
                     .control
                     .unregister_action_type(&ActionType::from(t.name.as_str()));
+                self.apply_action_type(&t)
             }
-            self.note(
-                &mut report,
-                "action type",
-                &t.name,
-                self.apply_action_type(t),
-            );
-        }
-        let agents: Vec<AgentDef> = self.stored(AGENT, &mut report).await;
-        for a in agents {
-            if self.agent_def(&a.id).is_some() {
-                self.remove_agent(&a.id).await;
-            }
-            let r = self.apply_agent(&a).await;
-            let id = a.id.clone();
-            if r.is_ok() {
+            AGENT => {
+                let a: AgentDef = serde_json::from_value(body).map_err(bad)?;
+                if self.agent_def(&a.id).is_some() {
+                    self.remove_agent(&a.id).await;
+                }
+                self.apply_agent(&a).await?;
                 self.remember_agent(a, Source::Api);
+                Ok(())
             }
-            self.note(&mut report, "agent", &id, r);
-        }
-        let rules: Vec<Rule> = self.stored(RULE, &mut report).await;
-        for rule in rules {
-            let r = self
-                .inner
-                .rules
-                .upsert(rule.clone())
-                .map(drop)
-                .map_err(rules_error);
-            if r.is_ok() {
+            _ => {
+                let rule: Rule = serde_json::from_value(body).map_err(bad)?;
+                self.inner.rules.upsert(rule.clone()).map_err(rules_error)?;
                 self.remember_rule(&rule.id, Source::Api);
+                Ok(())
             }
-            self.note(&mut report, "rule", rule.id.as_str(), r);
         }
-        report
+    }
+
+    /// Applies what the store holds, replacing declarations of the same id.
+    pub async fn load_stored(&self) -> LoadReport {
+        self.sync().await
+    }
+
+    /// Syncs with the store every `every`, until the returned task is aborted.
+    pub fn sync_every(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let registry = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let report = registry.sync().await;
+                for f in &report.failed {
+                    tracing::warn!("registry sync: {f}");
+                }
+            }
+        })
     }
 }
 

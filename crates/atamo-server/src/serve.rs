@@ -56,6 +56,9 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
     }
 }
 
+/// How often a service applies the definitions other nodes on its store changed.
+pub const REGISTRY_SYNC: Duration = Duration::from_secs(5);
+
 /// The name of the file the first admin key is written to, in the data directory.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
@@ -164,6 +167,8 @@ pub struct Service {
     state: Shared,
     store: Arc<dyn Store>,
     alerts: Option<AlertMonitor>,
+    /// Applies definitions other nodes changed.
+    sync: Option<tokio::task::JoinHandle<()>>,
     grace: Duration,
     /// Where a new admin key was written at this start, if one was made.
     pub admin_token_file: Option<PathBuf>,
@@ -303,6 +308,8 @@ impl Service {
             admin_token_file = Some(path);
             admin_token = Some(key.token);
         }
+        // Other nodes on the same store change definitions too.
+        let sync = registry.sync_every(REGISTRY_SYNC);
         let metrics = Metrics::start(control.clone());
         let state = AppState::new(
             hub.handle(),
@@ -326,6 +333,7 @@ impl Service {
             state,
             store,
             alerts: Some(alerts),
+            sync: Some(sync),
             grace: cfg.hub.shutdown_grace,
             admin_token_file,
             admin_token,
@@ -371,6 +379,9 @@ impl Service {
     pub async fn stop(&mut self) {
         self.state.ready.store(false, Ordering::Release);
         self.state.shutdown.cancel();
+        if let Some(sync) = self.sync.take() {
+            sync.abort();
+        }
         if let Some(hub) = self.hub.take() {
             let report =
                 tokio::time::timeout(self.grace + Duration::from_secs(5), hub.shutdown()).await;

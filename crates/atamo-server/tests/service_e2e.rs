@@ -577,3 +577,58 @@ async fn the_telemetry_stream_shows_every_step_live() {
     drop(body);
     svc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_made_on_one_node_reach_another_on_the_same_store() {
+    let (url, seen) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir).await;
+    // A second service on the same SQLite file, as a second node would share PostgreSQL.
+    let cfg = common::test_config(a.dir.path());
+    let b = Service::start(&cfg).await.unwrap();
+    let b_registry = b.state().registry.clone();
+    let b_base = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let signal = stop.clone();
+        tokio::spawn(b.serve(listener, async move { signal.cancelled().await }));
+        (format!("http://{addr}"), stop)
+    };
+    a.setup(&url).await;
+    b_registry.sync().await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", b_base.0))
+            .bearer_auth(&a.admin)
+            .send()
+    };
+    let rules: Value = get("/v1/rules").await.unwrap().json().await.unwrap();
+    assert_eq!(rules["items"][0]["id"], "notify", "{rules}");
+    let r = http
+        .post(format!("{}/v1/events", b_base.0))
+        .bearer_auth(&a.admin)
+        .json(&json!({"type": "order.created", "user": "hal", "payload": {"order": {"id": 11}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "the other node routes with the new rule");
+    eventually("delivery through the other node", || async {
+        seen.lock().unwrap().len() == 1
+    })
+    .await;
+    // A rule deleted on one node is gone from the other after a sync.
+    let r = a
+        .http
+        .delete(format!("{}/v1/rules/notify", a.base))
+        .bearer_auth(&a.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    b_registry.sync().await;
+    let rules: Value = get("/v1/rules").await.unwrap().json().await.unwrap();
+    assert_eq!(rules["items"].as_array().unwrap().len(), 0, "{rules}");
+    b_base.1.cancel();
+    a.stop().await;
+}
