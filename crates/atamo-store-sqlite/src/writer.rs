@@ -136,7 +136,7 @@ impl Writer {
         // The savepoints of group commit journal the pages they change; in memory, not in a
         // temporary file.
         conn.pragma_update(None, "temp_store", "MEMORY").db()?;
-        conn.set_prepared_statement_cache_capacity(64);
+        conn.set_prepared_statement_cache_capacity(256);
         schema::migrate(&conn)?;
         let mut writer = Self {
             conn,
