@@ -155,6 +155,41 @@ macro_rules! audit_columns {
 }
 pub(crate) use audit_columns;
 
+/// The step of an audit row that holds a `rule_matched` step and the `action_dispatched` step
+/// right after it: the dispatch names the same event, agent and time, and its `action` holds
+/// the rule's `action_type`, `provider` and `rule`, which are all the match says. One row
+/// instead of two, on the path every routed event takes (audit rows are most of the writer's
+/// work); reads give back both steps.
+pub(crate) const FOLDED_STEP: &str = "rule_matched+action_dispatched";
+
+/// Whether `matched` is a `rule_matched` step that `dispatched`, the step after it, can stand
+/// for (and give back exactly).
+pub(crate) fn folds_into(matched: &AuditRecord, dispatched: &AuditRecord) -> bool {
+    if matched.step != "rule_matched" || dispatched.step != "action_dispatched" {
+        return false;
+    }
+    let same = matched.at == dispatched.at
+        && matched.event_id == dispatched.event_id
+        && matched.correlation_id == dispatched.correlation_id
+        && matched.request_id == dispatched.request_id
+        && matched.action_id.is_none()
+        && matched.event_type == dispatched.event_type
+        && matched.user == dispatched.user
+        && matched.tenant == dispatched.tenant
+        && matched.agent == dispatched.agent;
+    same && matched_detail(&dispatched.detail).as_ref() == Some(&matched.detail)
+}
+
+/// The detail of the `rule_matched` step a folded dispatch stands for.
+fn matched_detail(dispatched: &serde_json::Value) -> Option<serde_json::Value> {
+    let action = dispatched.get("action")?.as_object()?;
+    let mut detail = serde_json::Map::new();
+    for key in ["action_type", "provider", "rule"] {
+        detail.insert(key.to_owned(), action.get(key)?.clone());
+    }
+    Some(serde_json::Value::Object(detail))
+}
+
 /// An `audit` row as SQLite stores it: read back before decoding, or encoded (on the caller's
 /// thread, so that the writer only binds it) before insertion.
 pub(crate) struct RawAudit {
@@ -207,6 +242,30 @@ impl RawAudit {
             agent: r.get(10)?,
             detail: r.get(11)?,
         })
+    }
+
+    /// The audit records of the row, newest first: one, or for a [`FOLDED_STEP`] row the
+    /// dispatch and then the match. Row `n` gives sequence number `2n + 1` (and `2n` to the
+    /// match it holds), so that every record has its own place for cursors.
+    pub(crate) fn decode_all(self, out: &mut Vec<AuditRecord>) -> Result<(), StoreError> {
+        let folded = self.step == FOLDED_STEP;
+        let mut record = self.decode()?;
+        record.seq = record.seq * 2 + 1;
+        if !folded {
+            out.push(record);
+            return Ok(());
+        }
+        record.step = "action_dispatched".to_owned();
+        let matched = AuditRecord {
+            seq: record.seq - 1,
+            step: "rule_matched".to_owned(),
+            action_id: None,
+            detail: matched_detail(&record.detail).unwrap_or_default(),
+            ..record.clone()
+        };
+        out.push(record);
+        out.push(matched);
+        Ok(())
     }
 
     /// The audit record.

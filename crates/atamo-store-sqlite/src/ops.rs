@@ -500,9 +500,22 @@ fn insert_result(conn: &Connection, result: &ResultRecord) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Encodes audit records (on the caller's thread, not the writer's).
+/// Encodes audit records (on the caller's thread, not the writer's), folding each
+/// `rule_matched` into the `action_dispatched` that follows it when the dispatch says all it
+/// says (see [`crate::codec::FOLDED_STEP`]).
 pub(crate) fn encode_audit(records: Vec<AuditRecord>) -> Result<Vec<RawAudit>, StoreError> {
-    records.into_iter().map(RawAudit::encode).collect()
+    let mut out = Vec::with_capacity(records.len());
+    let mut records = records.into_iter().peekable();
+    while let Some(r) = records.next() {
+        if let Some(next) = records.peek_mut() {
+            if crate::codec::folds_into(&r, next) {
+                next.step = crate::codec::FOLDED_STEP.to_owned();
+                continue;
+            }
+        }
+        out.push(RawAudit::encode(r)?);
+    }
+    Ok(out)
 }
 
 /// Audit rows per INSERT statement: one statement per row costs more than its row.
