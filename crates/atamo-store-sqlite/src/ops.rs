@@ -23,27 +23,6 @@ pub(crate) enum Insert {
     Plain,
 }
 
-macro_rules! event_insert {
-    ($verb:literal) => {
-        concat!(
-            $verb,
-            " INTO events (id, event_type, user_id, tenant, correlation_id, request_id, \
-             dedupe_key, accepted_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-        )
-    };
-}
-
-macro_rules! action_insert {
-    ($verb:literal) => {
-        concat!(
-            $verb,
-            " INTO actions (id, event_id, agent, state, attempt, run_at, owner, lease_until, \
-             last_error, tenant, updated_at, body) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, ?10, ?11)"
-        )
-    };
-}
-
 /// The JSON bodies of the event and action rows of some accepts, encoded by the caller so that
 /// the writer thread only binds them.
 pub(crate) struct Bodies(Vec<(String, Vec<String>)>);
@@ -62,34 +41,6 @@ pub(crate) fn encode_bodies(accepts: &[AcceptEvent]) -> Result<Bodies, StoreErro
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Bodies)
-}
-
-/// Inserts an event row.
-pub(crate) fn insert_event(
-    conn: &Connection,
-    event: &EventRecord,
-    body: &str,
-    how: Insert,
-) -> Result<(), StoreError> {
-    let sql = match how {
-        Insert::Replace => event_insert!("INSERT OR REPLACE"),
-        Insert::Plain => event_insert!("INSERT"),
-    };
-    conn.prepare_cached(sql)
-        .db()?
-        .execute(params![
-            event.id.to_string(),
-            event.event_type.as_str(),
-            event.principal.user.as_str(),
-            event.principal.tenant.as_ref().map(TenantId::as_str),
-            event.correlation_id.to_string(),
-            event.request.map(|r| r.to_string()),
-            event.dedupe_key.as_deref(),
-            ts(event.accepted_at),
-            body,
-        ])
-        .db()?;
-    Ok(())
 }
 
 /// Rows per multi-row `INSERT` of events and actions: one statement's fixed cost (its halt,
@@ -174,7 +125,8 @@ pub(crate) fn insert_events(
     Ok(())
 }
 
-/// Inserts new action rows, several per statement (see [`insert_action`]).
+/// Inserts new action rows, several per statement: each leased to its node (attempt 1) or
+/// ready (attempt 0), due now.
 pub(crate) fn insert_actions(
     conn: &Connection,
     actions: &[(&NewAction, &str)],
@@ -245,47 +197,6 @@ pub(crate) fn insert_actions(
         }
         stmt.execute(values.as_slice()).db()?;
     }
-    Ok(())
-}
-
-/// Inserts a new action row: leased to its node (attempt 1) or ready (attempt 0), due now.
-pub(crate) fn insert_action(
-    conn: &Connection,
-    action: &NewAction,
-    body: &str,
-    now: Timestamp,
-    how: Insert,
-) -> Result<(), StoreError> {
-    let (state, attempt, owner, lease_until) = match &action.lease {
-        Some((node, lease)) => (
-            ActionState::Leased,
-            1,
-            Some(node.as_str()),
-            Some(ts(later(now, *lease))),
-        ),
-        None => (ActionState::Ready, 0, None, None),
-    };
-    let sql = match how {
-        Insert::Replace => action_insert!("INSERT OR REPLACE"),
-        Insert::Plain => action_insert!("INSERT"),
-    };
-    let record = &action.record;
-    conn.prepare_cached(sql)
-        .db()?
-        .execute(params![
-            record.id.to_string(),
-            record.event.id.to_string(),
-            record.agent.as_str(),
-            state.as_str(),
-            attempt,
-            ts(now),
-            owner,
-            lease_until,
-            record.tenant().map(TenantId::as_str),
-            ts(now),
-            body,
-        ])
-        .db()?;
     Ok(())
 }
 
@@ -393,10 +304,13 @@ fn accept_event(
             });
         }
     }
-    for (action, body) in accept.actions.iter().zip(action_bodies) {
-        insert_action(conn, action, body, now, Insert::Replace)?;
-    }
-    insert_event(conn, event, event_body, Insert::Replace)?;
+    let actions: Vec<(&NewAction, &str)> = accept
+        .actions
+        .iter()
+        .zip(action_bodies.iter().map(String::as_str))
+        .collect();
+    insert_actions(conn, &actions, now, Insert::Replace)?;
+    insert_events(conn, &[(event, event_body)], Insert::Replace)?;
     Ok(AcceptOutcome::New)
 }
 
