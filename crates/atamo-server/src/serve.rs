@@ -165,7 +165,6 @@ async fn shutdown_signal() {
 pub struct Service {
     hub: Option<Hub>,
     state: Shared,
-    store: Arc<dyn Store>,
     alerts: Option<AlertMonitor>,
     /// Applies definitions other nodes changed.
     sync: Option<tokio::task::JoinHandle<()>>,
@@ -331,7 +330,6 @@ impl Service {
         Ok(Self {
             hub: Some(hub),
             state,
-            store,
             alerts: Some(alerts),
             sync: Some(sync),
             grace: cfg.hub.shutdown_grace,
@@ -394,7 +392,6 @@ impl Service {
             alerts.stop();
         }
         self.state.registry.host().shutdown().await;
-        let _ = &self.store;
         tracing::info!("stopped");
     }
 }

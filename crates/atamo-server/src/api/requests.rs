@@ -19,19 +19,8 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::events::{parse_event, publish_error, EventIn};
+use super::events::{parse_event, publish_error};
 use super::{Authed, Shared};
-
-/// A request as a client sends it: an event, plus how long to wait for its answers.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct RequestIn {
-    /// The event.
-    #[schema(inline)]
-    event: EventIn,
-    /// Wait up to this long for every answer; 0 or absent answers at once with the id.
-    wait_ms: Option<u64>,
-}
 
 /// The answer to a request sent without waiting (or that did not finish in time).
 #[derive(Debug, Serialize, ToSchema)]
