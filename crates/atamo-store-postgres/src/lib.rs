@@ -86,6 +86,8 @@ mod rows;
 mod schema;
 mod write;
 
+pub use schema::validate_schema;
+
 /// The schema used when [`PgOptions::schema`] is `None`.
 pub const DEFAULT_SCHEMA: &str = "atamo";
 

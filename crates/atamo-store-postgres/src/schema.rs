@@ -19,7 +19,7 @@ pub(crate) const FUNCTIONS: [&str; 1] = ["json_filter_text"];
 /// Checks a schema name: lower-case ASCII letters, digits and `_`, not starting with a digit or
 /// `pg_`, at most 63 bytes. The name is used unquoted in statements, in `search_path` and as the
 /// notification channel, so nothing needing quotes is accepted.
-pub(crate) fn validate_schema(name: &str) -> Result<(), StoreError> {
+pub fn validate_schema(name: &str) -> Result<(), StoreError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && !name.starts_with("pg_")

@@ -146,7 +146,8 @@ pub struct NewKey {
 /// The keys the service accepts.
 pub struct KeyRing {
     store: Arc<dyn Store>,
-    keys: RwLock<HashMap<String, StoredKey>>,
+    /// Each key's info and the SHA-256 of its secret, decoded once.
+    keys: RwLock<HashMap<String, (KeyInfo, [u8; 32])>>,
     bootstrap: Option<[u8; 32]>,
     last_reload: std::sync::Mutex<Instant>,
 }
@@ -162,7 +163,28 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The 32 bytes a 64-digit hex hash stands for.
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let digits = s.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn random_hex(n: usize) -> Result<String, StoreError> {
@@ -212,9 +234,12 @@ impl KeyRing {
         let mut keys = HashMap::with_capacity(entries.len());
         for e in entries {
             match serde_json::from_value::<StoredKey>(e.body) {
-                Ok(k) => {
-                    keys.insert(k.info.id.clone(), k);
-                }
+                Ok(k) => match unhex32(&k.hash) {
+                    Some(hash) => {
+                        keys.insert(k.info.id.clone(), (k.info, hash));
+                    }
+                    None => tracing::warn!(key = %e.id, "stored API key hash unreadable; ignored"),
+                },
                 Err(err) => {
                     tracing::warn!(key = %e.id, error = %err, "stored API key unreadable; ignored")
                 }
@@ -274,13 +299,11 @@ impl KeyRing {
 
     fn check(&self, id: &str, secret: &str) -> Option<Caller> {
         let keys = self.keys.read().ok()?;
-        let k = keys.get(id)?;
-        let want = k.hash.as_bytes();
-        let have = hex(&sha256(secret.as_bytes()));
-        same(want, have.as_bytes()).then(|| Caller {
-            key: k.info.id.clone(),
-            role: k.info.role,
-            tenant: k.info.tenant.clone(),
+        let (info, want) = keys.get(id)?;
+        same(want, &sha256(secret.as_bytes())).then(|| Caller {
+            key: info.id.clone(),
+            role: info.role,
+            tenant: info.tenant.clone(),
         })
     }
 
@@ -301,9 +324,10 @@ impl KeyRing {
             name,
             created_at: Timestamp::now().unix_micros(),
         };
+        let hash = sha256(secret.as_bytes());
         let stored = StoredKey {
             info: info.clone(),
-            hash: hex(&sha256(secret.as_bytes())),
+            hash: hex(&hash),
         };
         let body = serde_json::to_value(&stored)
             .map_err(|e| StoreError::Invalid(format!("key not encodable: {e}")))?;
@@ -320,7 +344,7 @@ impl KeyRing {
             }
         }
         if let Ok(mut keys) = self.keys.write() {
-            keys.insert(id.clone(), stored);
+            keys.insert(id.clone(), (info.clone(), hash));
         }
         Ok(NewKey {
             token: format!("atk_{id}_{secret}"),
@@ -342,7 +366,7 @@ impl KeyRing {
         let mut out: Vec<KeyInfo> = self
             .keys
             .read()
-            .map(|k| k.values().map(|s| s.info.clone()).collect())
+            .map(|k| k.values().map(|(info, _)| info.clone()).collect())
             .unwrap_or_default();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
@@ -352,7 +376,7 @@ impl KeyRing {
     pub fn has_admin(&self) -> bool {
         self.keys
             .read()
-            .map(|k| k.values().any(|s| s.info.role == Role::Admin))
+            .map(|k| k.values().any(|(info, _)| info.role == Role::Admin))
             .unwrap_or(false)
     }
 }

@@ -67,24 +67,12 @@ pub(super) fn parse_path(text: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// A PostgreSQL schema name, checked as the PostgreSQL store checks it when it connects
-/// (its check is private to that crate).
+/// A PostgreSQL schema name, checked as the PostgreSQL store checks it when it connects.
 pub(super) fn check_schema(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && !name.starts_with("pg_")
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        && name.as_bytes().first().is_some_and(|b| !b.is_ascii_digit());
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "schema name {name:?}: use 1 to 63 lower-case ASCII letters, digits and `_`, not \
-             starting with a digit or `pg_`"
-        ))
-    }
+    atamo_store_postgres::validate_schema(name).map_err(|e| match e {
+        atamo_core::store::StoreError::Invalid(m) => m,
+        other => other.to_string(),
+    })
 }
 
 /// A PostgreSQL connection string, checked without connecting.
