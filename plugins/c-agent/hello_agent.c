@@ -11,7 +11,7 @@
  * cannot know Rust's triple, so it is given at build time):
  *
  *   cc -shared -fPIC -std=c11 -Wall -Wextra -Werror \
- *      -I crates/atamo-plugin-abi/include \
+ *      -I atamo-plugin-abi/include \
  *      -DATAMO_TARGET="\"$(rustc -vV | sed -n 's/host: //p')\"" \
  *      -o target/plugins/libhello_c.so plugins/c-agent/hello_agent.c
  *

@@ -318,7 +318,7 @@ pub mod plugins {
             .args([
                 "-shared", "-fPIC", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I",
             ])
-            .arg(repo_file("crates/atamo-plugin-abi/include"))
+            .arg(repo_file("atamo-plugin-abi/include"))
             .arg(format!("-DATAMO_TARGET=\"{target}\""))
             .args(defines)
             .arg("-o")

@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn the_guides_example_parses_and_shows_the_defaults() {
-        let guide = include_str!("../../../../guides/11-process-agent.md");
+        let guide = include_str!("../../../guides/11-process-agent.md");
         let start = guide.find("```json\n").unwrap() + "```json\n".len();
         let end = start + guide[start..].find("```").unwrap();
         let spec: ProcessSpec = serde_json::from_str(&guide[start..end]).unwrap();

@@ -24,7 +24,7 @@ fn check(file: &Path, json: bool) -> Output {
 }
 
 fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/atamo.toml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/atamo.toml")
 }
 
 const BROKEN: &str = r#"# one mistake in each of several sections
