@@ -1,5 +1,5 @@
-use atamo_core::agent::{Agent, AgentError, AgentFuture, CallContext, Reply};
-use atamo_core::Action;
+use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
+use atamo_core::{async_trait, Action};
 use tokio::sync::{mpsc, oneshot};
 
 /// An action handed to application code, with the means to finish it.
@@ -41,22 +41,20 @@ impl ChannelAgent {
     }
 }
 
+#[async_trait]
 impl Agent for ChannelAgent {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
-        let tx = self.tx.clone();
-        Box::pin(async move {
-            let (reply, answer) = oneshot::channel();
-            let delivery = Delivery { action, reply };
-            tokio::select! {
-                sent = tx.send(delivery) => {
-                    sent.map_err(|_| AgentError::retry("the receiving application has gone away"))?;
-                }
-                _ = ctx.cancelled() => return Err(AgentError::Cancelled),
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
+        let (reply, answer) = oneshot::channel();
+        let delivery = Delivery { action, reply };
+        tokio::select! {
+            sent = self.tx.send(delivery) => {
+                sent.map_err(|_| AgentError::retry("the receiving application has gone away"))?;
             }
-            tokio::select! {
-                r = answer => r.unwrap_or_else(|_| Err(AgentError::retry("the delivery was dropped unanswered"))),
-                _ = ctx.cancelled() => Err(AgentError::Cancelled),
-            }
-        })
+            _ = ctx.cancelled() => return Err(AgentError::Cancelled),
+        }
+        tokio::select! {
+            r = answer => r.unwrap_or_else(|_| Err(AgentError::retry("the delivery was dropped unanswered"))),
+            _ = ctx.cancelled() => Err(AgentError::Cancelled),
+        }
     }
 }

@@ -1,13 +1,14 @@
-use atamo_core::agent::{Agent, AgentFuture, CallContext, Reply};
-use atamo_core::Action;
+use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
+use atamo_core::{async_trait, Action};
 
 /// An agent that writes each action to the `tracing` log at INFO and succeeds. Useful as a
 /// first agent and to watch what rules produce.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogAgent;
 
+#[async_trait]
 impl Agent for LogAgent {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
         tracing::info!(
             agent = %ctx.agent_id(),
             action_id = %action.id(),
@@ -16,6 +17,6 @@ impl Agent for LogAgent {
             payload = %action.payload(),
             "action"
         );
-        Box::pin(async { Ok(Reply::done()) })
+        Ok(Reply::done())
     }
 }

@@ -1,7 +1,8 @@
 //! Agents: the components that do the work an action asks for.
 //!
-//! An [`Agent`] is small and object-safe: one method, [`Agent::call`], that receives an
-//! [`Action`] and a [`CallContext`] and returns a boxed future. For a closure, use [`agent_fn`].
+//! An [`Agent`] is small and object-safe: one async method, [`Agent::call`], that receives an
+//! [`Action`] and a [`CallContext`]; implement it with [`async_trait`](crate::async_trait). For
+//! a closure, use [`agent_fn`].
 //!
 //! ```
 //! use atamo_core::agent::{agent_fn, AgentError, Reply};
@@ -15,10 +16,10 @@
 //! ```
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -29,50 +30,64 @@ use crate::ids::{ActionType, AgentId, RequestId};
 use crate::message::{Action, ActionMeta, Event, MessageTemplate, Origin};
 use crate::request::{AnswerError, RequestSink};
 
-/// The future an agent returns.
-pub type AgentFuture = Pin<Box<dyn Future<Output = Result<Reply, AgentError>> + Send + 'static>>;
-
-/// The future of a health probe or a control message: a JSON answer, or why it failed.
-pub type ProbeFuture = Pin<Box<dyn Future<Output = Result<Value, AgentError>> + Send + 'static>>;
-
 /// Something that performs actions.
 ///
-/// The returned future must be `'static`: clone out of `self` what it needs (keep state behind an
-/// `Arc`), as with `tower::Service`. The hub may run many calls of one agent at once, up to the
-/// concurrency the agent was registered with. A panic in `call` or in its future fails that call
-/// with [`AgentError::Panicked`]; the hub keeps serving.
+/// Implement it with [`async_trait`](crate::async_trait): `call` borrows `self`, so state can
+/// live in the agent itself. The hub may run many calls of one agent at once, up to the
+/// concurrency the agent was registered with. A panic in `call` fails that call with
+/// [`AgentError::Panicked`]; the hub keeps serving.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
+/// use atamo_core::{async_trait, Action};
+///
+/// struct Counter {
+///     calls: AtomicU64,
+/// }
+///
+/// #[async_trait]
+/// impl Agent for Counter {
+///     async fn call(&self, action: Action, _ctx: CallContext) -> Result<Reply, AgentError> {
+///         let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+///         Ok(Reply::with(serde_json::json!({ "call": n, "action": action.action_type().as_str() })))
+///     }
+/// }
+/// # let _ = Counter { calls: AtomicU64::new(0) };
+/// ```
+#[async_trait]
 pub trait Agent: Send + Sync + 'static {
     /// Performs `action`.
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture;
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError>;
 
-    /// A health probe, if the agent has one. The hub runs it at the interval given at
-    /// registration ([`AgentSpec::health_check`]), with a timeout, and counts its outcome
-    /// like a call's (it feeds the circuit breaker and the agent's status).
-    fn health(&self) -> Option<ProbeFuture> {
+    /// A health probe, if the agent has one: `None` says it has none (the default), and the hub
+    /// stops asking. The hub runs it at the interval given at registration
+    /// ([`AgentSpec::health_check`]), with a timeout, and counts its outcome like a call's (it
+    /// feeds the circuit breaker and the agent's status).
+    async fn health(&self) -> Option<Result<Value, AgentError>> {
         None
     }
 
     /// Handles a control message from the controller (for example "reload your components"
     /// or "update to version X"): acknowledge with an answer, or fail. The default refuses.
-    fn control(&self, message: Value) -> ProbeFuture {
+    async fn control(&self, message: Value) -> Result<Value, AgentError> {
         let _ = message;
-        Box::pin(std::future::ready(Err(AgentError::permanent(
-            "this agent takes no control messages",
-        ))))
+        Err(AgentError::permanent("this agent takes no control messages"))
     }
 }
 
+#[async_trait]
 impl<A: Agent + ?Sized> Agent for Arc<A> {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
-        (**self).call(action, ctx)
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
+        (**self).call(action, ctx).await
     }
 
-    fn health(&self) -> Option<ProbeFuture> {
-        (**self).health()
+    async fn health(&self) -> Option<Result<Value, AgentError>> {
+        (**self).health().await
     }
 
-    fn control(&self, message: Value) -> ProbeFuture {
-        (**self).control(message)
+    async fn control(&self, message: Value) -> Result<Value, AgentError> {
+        (**self).control(message).await
     }
 }
 
@@ -89,13 +104,14 @@ where
     AgentFn(f)
 }
 
+#[async_trait]
 impl<F, Fut> Agent for AgentFn<F>
 where
     F: Fn(Action, CallContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Reply, AgentError>> + Send + 'static,
 {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
-        Box::pin((self.0)(action, ctx))
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
+        (self.0)(action, ctx).await
     }
 }
 

@@ -69,6 +69,9 @@ pub mod rules;
 pub mod store;
 pub mod telemetry;
 
+/// Implements the hub's async traits ([`Agent`], [`hub::EventProvider`]) without naming
+/// `async-trait` as a dependency of your own.
+pub use async_trait::async_trait;
 pub use agent::{agent_fn, Agent, AgentError, AgentSpec, CallContext, Reply};
 pub use hub::{
     ActionTypeDef, Control, DryRun, EventTypeDef, Hub, HubBuilder, HubHandle, PublishError,

@@ -274,12 +274,12 @@ async fn a_manual_status_wins_over_the_breaker_until_cleared() {
 async fn a_slow_agents_full_queue_pushes_back_on_publish_without_losing_events() {
     let calls = RecordingAgent::new();
     let slow = {
-        let inner = calls.agent();
+        let inner = std::sync::Arc::new(calls.agent());
         atamo_core::agent_fn(move |action, ctx| {
-            let call = atamo_core::Agent::call(&inner, action, ctx);
+            let inner = inner.clone();
             async move {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                call.await
+                atamo_core::Agent::call(&inner, action, ctx).await
             }
         })
     };

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use atamo_config::{Rule, RuleBook};
 use atamo_core::agent::{agent_fn, Reply};
-use atamo_core::hub::{CacheSettings, EventProvider, ProviderFuture, ProviderLink};
+use atamo_core::async_trait;
+use atamo_core::hub::{CacheSettings, EventProvider, ProviderLink};
 use atamo_core::rules::ProviderScope;
 use atamo_core::{
     ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, Principal, RequestId, RequestStatus,
@@ -30,6 +31,7 @@ struct LineProvider {
     input: std::sync::Mutex<Option<mpsc::Receiver<Line>>>,
 }
 
+#[async_trait]
 impl EventProvider for LineProvider {
     fn name(&self) -> &str {
         "lines"
@@ -43,18 +45,16 @@ impl EventProvider for LineProvider {
         CacheSettings::default().keep_alive(Duration::from_secs(30))
     }
 
-    fn run(self: Arc<Self>, link: ProviderLink) -> ProviderFuture {
+    async fn run(self: Arc<Self>, link: ProviderLink) {
         let mut input = self.input.lock().unwrap().take().expect("run once");
-        Box::pin(async move {
-            loop {
-                let line = tokio::select! {
-                    line = input.recv() => match line { Some(l) => l, None => return },
-                    _ = link.stopped() => return,
-                };
-                let reply = handle(&link, &line.client, &line.text).await;
-                let _ = line.reply.send(reply);
-            }
-        })
+        loop {
+            let line = tokio::select! {
+                line = input.recv() => match line { Some(l) => l, None => return },
+                _ = link.stopped() => return,
+            };
+            let reply = handle(&link, &line.client, &line.text).await;
+            let _ = line.reply.send(reply);
+        }
     }
 }
 

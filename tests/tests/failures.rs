@@ -238,11 +238,11 @@ async fn a_slow_call_times_out_and_policies_are_overridden_per_action_type_and_r
     let calls = RecordingAgent::new();
     let slow = {
         let calls = calls.clone();
-        let inner = calls.agent();
+        let inner = std::sync::Arc::new(calls.agent());
         agent_fn(move |action, ctx| {
-            let inner = atamo_core::Agent::call(&inner, action, ctx);
+            let inner = inner.clone();
             async move {
-                let _ = inner.await;
+                let _ = atamo_core::Agent::call(&inner, action, ctx).await;
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 Ok(Reply::done())
             }

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atamo_core::agent::{Agent, AgentError, AgentFuture, CallContext, ProbeFuture, Reply};
+use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
+use atamo_core::async_trait;
 use atamo_core::failure::{AgentState, BreakerPolicy};
 use atamo_core::{Action, ActionTypeDef, AgentSpec, Hub, TelemetryKind};
 use atamo_tests::Recorder;
@@ -21,35 +22,31 @@ struct Probed {
     messages: Arc<Mutex<Vec<Value>>>,
 }
 
+#[async_trait]
 impl Agent for Probed {
-    fn call(&self, _: Action, _: CallContext) -> AgentFuture {
-        Box::pin(std::future::ready(Ok(Reply::done())))
+    async fn call(&self, _: Action, _: CallContext) -> Result<Reply, AgentError> {
+        Ok(Reply::done())
     }
 
-    fn health(&self) -> Option<ProbeFuture> {
+    async fn health(&self) -> Option<Result<Value, AgentError>> {
         self.probes.fetch_add(1, Ordering::SeqCst);
-        let state = self.health.load(Ordering::SeqCst);
-        Some(Box::pin(async move {
-            match state {
-                0 => Ok(json!({"db": "up"})),
-                1 => Err(AgentError::retry("database unreachable")),
-                _ => {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                    Ok(json!({}))
-                }
-            }
-        }))
-    }
-
-    fn control(&self, message: Value) -> ProbeFuture {
-        self.messages.lock().unwrap().push(message.clone());
-        Box::pin(async move {
-            if message["reload"] == true {
-                Ok(json!({"reloaded": 3}))
-            } else {
-                Err(AgentError::permanent("unknown control message"))
+        Some(match self.health.load(Ordering::SeqCst) {
+            0 => Ok(json!({"db": "up"})),
+            1 => Err(AgentError::retry("database unreachable")),
+            _ => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(json!({}))
             }
         })
+    }
+
+    async fn control(&self, message: Value) -> Result<Value, AgentError> {
+        self.messages.lock().unwrap().push(message.clone());
+        if message["reload"] == true {
+            Ok(json!({"reloaded": 3}))
+        } else {
+            Err(AgentError::permanent("unknown control message"))
+        }
     }
 }
 

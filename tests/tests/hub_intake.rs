@@ -111,13 +111,12 @@ async fn try_publish_on_a_full_ingress_hands_the_event_back() {
     let done = RecordingAgent::new();
     let agent = {
         let gate = gate.clone();
-        let record = done.agent();
+        let record = Arc::new(done.agent());
         agent_fn(move |action, ctx| {
-            let gate = gate.clone();
-            let record = atamo_core::Agent::call(&record, action, ctx);
+            let (gate, record) = (gate.clone(), record.clone());
             async move {
                 gate.acquire().await.expect("gate open").forget();
-                record.await
+                atamo_core::Agent::call(&record, action, ctx).await
             }
         })
     };

@@ -295,11 +295,11 @@ async fn an_agents_follow_up_event_is_not_routed_back_to_it() {
     let enricher_calls = RecordingAgent::new();
     let enricher = {
         let calls = enricher_calls.clone();
-        let record = calls.agent();
+        let record = std::sync::Arc::new(calls.agent());
         agent_fn(move |action, ctx| {
-            let record = record.call(action.clone(), ctx.clone());
+            let record = record.clone();
             async move {
-                record.await?;
+                record.call(action.clone(), ctx.clone()).await?;
                 let follow_up = Event::new(
                     "order.enriched",
                     action.principal().clone(),

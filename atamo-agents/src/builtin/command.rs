@@ -45,7 +45,8 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use atamo_core::agent::{Agent, AgentError, AgentFuture, CallContext, Reply};
+use atamo_core::async_trait;
+use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
 use atamo_core::request::AnswerError;
 use atamo_core::Action;
 use serde::Deserialize;
@@ -377,10 +378,11 @@ fn env_problems(env: &BTreeMap<String, String>, field: &str, problems: &mut Vec<
     }
 }
 
+#[async_trait]
 impl Agent for CommandAgent {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.run(action, ctx).await })
+        inner.run(action, ctx).await
     }
 }
 

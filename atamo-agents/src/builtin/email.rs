@@ -30,7 +30,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use atamo_core::agent::{Agent, AgentError, AgentFuture, CallContext, Reply};
+use atamo_core::async_trait;
+use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
 use atamo_core::Action;
 use lettre::message::{header::ContentType, Mailbox, Mailboxes, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -229,19 +230,18 @@ impl EmailAgent {
     }
 }
 
+#[async_trait]
 impl Agent for EmailAgent {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
         let inner = self.inner.clone();
-        Box::pin(async move {
-            let limit = Duration::from_millis(inner.config.timeout_ms);
-            tokio::select! {
-                sent = tokio::time::timeout(limit, inner.send(&action)) => match sent {
-                    Ok(result) => result,
-                    Err(_) => Err(AgentError::Timeout { after: limit }),
-                },
-                _ = ctx.cancelled() => Err(AgentError::Cancelled),
-            }
-        })
+        let limit = Duration::from_millis(inner.config.timeout_ms);
+        tokio::select! {
+            sent = tokio::time::timeout(limit, inner.send(&action)) => match sent {
+                Ok(result) => result,
+                Err(_) => Err(AgentError::Timeout { after: limit }),
+            },
+            _ = ctx.cancelled() => Err(AgentError::Cancelled),
+        }
     }
 }
 

@@ -36,7 +36,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use atamo_core::agent::{Agent, AgentError, AgentFuture, CallContext, Reply};
+use atamo_core::async_trait;
+use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
 use atamo_core::message::Action;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
@@ -403,15 +404,14 @@ impl HttpAgent {
     }
 }
 
+#[async_trait]
 impl Agent for HttpAgent {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
         let inner = Arc::clone(&self.inner);
-        Box::pin(async move {
-            tokio::select! {
-                result = inner.perform(&action) => result,
-                _ = ctx.cancelled() => Err(AgentError::Cancelled),
-            }
-        })
+        tokio::select! {
+            result = inner.perform(&action) => result,
+            _ = ctx.cancelled() => Err(AgentError::Cancelled),
+        }
     }
 }
 

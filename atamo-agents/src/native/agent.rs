@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use atamo_core::agent::{AgentError, AgentFuture, CallContext, Reply};
+use atamo_core::async_trait;
+use atamo_core::agent::{AgentError, CallContext, Reply};
 use atamo_core::request::AnswerError;
 use atamo_core::Action;
 use atamo_plugin_abi::{
@@ -230,108 +231,107 @@ impl Drop for CallGuard {
     }
 }
 
+#[async_trait]
 impl atamo_core::Agent for NativeAgent {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
         let inner = self.inner.clone();
-        Box::pin(async move {
-            let Some(call) = inner.instance.plugin.vtable.call else {
-                return Err(AgentError::permanent(
-                    "the plugin does not implement `call`",
-                ));
-            };
-            let request = encode_request(&action, &ctx)
-                .map_err(|e| AgentError::permanent(format!("cannot encode the action: {e}")))?;
-            let key = inner.next_key.fetch_add(1, Ordering::Relaxed);
-            let slot = Arc::new(CallSlot::default());
-            inner.instance.ctx.calls.insert(key, slot.clone());
-            let mut guard = CallGuard {
-                inner: inner.clone(),
+        let Some(call) = inner.instance.plugin.vtable.call else {
+            return Err(AgentError::permanent(
+                "the plugin does not implement `call`",
+            ));
+        };
+        let request = encode_request(&action, &ctx)
+            .map_err(|e| AgentError::permanent(format!("cannot encode the action: {e}")))?;
+        let key = inner.next_key.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(CallSlot::default());
+        inner.instance.ctx.calls.insert(key, slot.clone());
+        let mut guard = CallGuard {
+            inner: inner.clone(),
+            key,
+            ended: false,
+        };
+        // SAFETY: the instance is alive; the request bytes outlive the call.
+        let code = unsafe {
+            call(
+                inner.instance.ptr,
                 key,
-                ended: false,
-            };
-            // SAFETY: the instance is alive; the request bytes outlive the call.
-            let code = unsafe {
-                call(
-                    inner.instance.ptr,
-                    key,
-                    AtamoBytes {
-                        ptr: request.as_ptr(),
-                        len: request.len(),
-                    },
-                    inner.credits,
-                )
-            };
-            drop(request);
-            if code != ATAMO_OK {
-                inner.instance.ctx.calls.remove(&key);
-                guard.ended = true;
-                return Err(if code == ATAMO_ERR_PANIC {
-                    AgentError::Panicked {
-                        message: "the plugin panicked starting the call".to_owned(),
-                    }
-                } else {
-                    AgentError::permanent(format!("the plugin refused the call (code {code})"))
-                });
-            }
-            let mut cancelled_at: Option<tokio::time::Instant> = None;
-            loop {
-                let emitted = if let Some(at) = cancelled_at {
-                    match tokio::time::timeout_at(at + CANCEL_GRACE, slot.recv()).await {
-                        Ok(emitted) => emitted,
-                        Err(_) => return Err(AgentError::Cancelled),
-                    }
-                } else {
-                    tokio::select! {
-                        biased;
-                        emitted = slot.recv() => emitted,
-                        _ = ctx.cancelled() => {
-                            guard.cancel();
-                            cancelled_at = Some(tokio::time::Instant::now());
-                            continue;
-                        }
-                    }
-                };
-                let Emitted { kind, payload } = emitted;
-                match kind {
-                    ATAMO_EMIT_DATA => {
-                        let value: Value = serde_json::from_slice(payload.bytes())
-                            .map_err(|e| AgentError::permanent(format!("bad answer JSON: {e}")))?;
-                        drop(payload);
-                        if let Err(AnswerError::Ended) = ctx.answer(value).await {
-                            // Nobody takes answers any more: stop the call.
-                            guard.cancel();
-                            cancelled_at.get_or_insert_with(tokio::time::Instant::now);
-                        } else {
-                            // Answered, or nobody asked (an event's call): either way the
-                            // plugin may send one more.
-                            guard.credit(1);
-                        }
-                    }
-                    ATAMO_EMIT_END_OK => {
-                        guard.ended = true;
-                        let bytes = payload.bytes();
-                        return if bytes.is_empty() {
-                            Ok(Reply::done())
-                        } else {
-                            serde_json::from_slice(bytes)
-                                .map(Reply::with)
-                                .map_err(|e| AgentError::permanent(format!("bad reply JSON: {e}")))
-                        };
-                    }
-                    ATAMO_EMIT_END_ERR => {
-                        guard.ended = true;
-                        let error: CallError = serde_json::from_slice(payload.bytes())
-                            .unwrap_or_else(|e| CallError::Permanent {
-                                reason: format!("unreadable error from the plugin: {e}"),
-                            });
-                        return Err(agent_error(error));
-                    }
-                    other => {
-                        tracing::warn!(kind = other, "ignoring an unknown emit kind");
+                AtamoBytes {
+                    ptr: request.as_ptr(),
+                    len: request.len(),
+                },
+                inner.credits,
+            )
+        };
+        drop(request);
+        if code != ATAMO_OK {
+            inner.instance.ctx.calls.remove(&key);
+            guard.ended = true;
+            return Err(if code == ATAMO_ERR_PANIC {
+                AgentError::Panicked {
+                    message: "the plugin panicked starting the call".to_owned(),
+                }
+            } else {
+                AgentError::permanent(format!("the plugin refused the call (code {code})"))
+            });
+        }
+        let mut cancelled_at: Option<tokio::time::Instant> = None;
+        loop {
+            let emitted = if let Some(at) = cancelled_at {
+                match tokio::time::timeout_at(at + CANCEL_GRACE, slot.recv()).await {
+                    Ok(emitted) => emitted,
+                    Err(_) => return Err(AgentError::Cancelled),
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    emitted = slot.recv() => emitted,
+                    _ = ctx.cancelled() => {
+                        guard.cancel();
+                        cancelled_at = Some(tokio::time::Instant::now());
+                        continue;
                     }
                 }
+            };
+            let Emitted { kind, payload } = emitted;
+            match kind {
+                ATAMO_EMIT_DATA => {
+                    let value: Value = serde_json::from_slice(payload.bytes())
+                        .map_err(|e| AgentError::permanent(format!("bad answer JSON: {e}")))?;
+                    drop(payload);
+                    if let Err(AnswerError::Ended) = ctx.answer(value).await {
+                        // Nobody takes answers any more: stop the call.
+                        guard.cancel();
+                        cancelled_at.get_or_insert_with(tokio::time::Instant::now);
+                    } else {
+                        // Answered, or nobody asked (an event's call): either way the
+                        // plugin may send one more.
+                        guard.credit(1);
+                    }
+                }
+                ATAMO_EMIT_END_OK => {
+                    guard.ended = true;
+                    let bytes = payload.bytes();
+                    return if bytes.is_empty() {
+                        Ok(Reply::done())
+                    } else {
+                        serde_json::from_slice(bytes)
+                            .map(Reply::with)
+                            .map_err(|e| AgentError::permanent(format!("bad reply JSON: {e}")))
+                    };
+                }
+                ATAMO_EMIT_END_ERR => {
+                    guard.ended = true;
+                    let error: CallError = serde_json::from_slice(payload.bytes())
+                        .unwrap_or_else(|e| CallError::Permanent {
+                            reason: format!("unreadable error from the plugin: {e}"),
+                        });
+                    return Err(agent_error(error));
+                }
+                other => {
+                    tracing::warn!(kind = other, "ignoring an unknown emit kind");
+                }
             }
-        })
+        }
     }
 }
 

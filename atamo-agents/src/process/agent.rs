@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use atamo_core::agent::{AgentError, AgentFuture, CallContext, Reply};
+use atamo_core::async_trait;
+use atamo_core::agent::{AgentError, CallContext, Reply};
 use atamo_core::request::AnswerError;
 use atamo_core::telemetry::ProcessChange;
 use atamo_core::{Action, AgentId, Control, TelemetryKind};
@@ -271,10 +272,11 @@ impl ProcessAgent {
     }
 }
 
+#[async_trait]
 impl atamo_core::Agent for ProcessAgent {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
         let shared = self.handle.shared.clone();
-        Box::pin(async move { call(shared, action, ctx).await })
+        call(shared, action, ctx).await
     }
 }
 

@@ -28,7 +28,7 @@ pub use control::{
 };
 pub use durable::StoreSettings;
 pub use handle::{DryRun, HubHandle, PublishError, Receipt, TryPublishError};
-pub use provider::{CacheSettings, EventProvider, ProviderFuture, ProviderLink};
+pub use provider::{CacheSettings, EventProvider, ProviderLink};
 pub use routing::{RuleOutcome, Verdict};
 
 use crate::agent::AgentSpec;

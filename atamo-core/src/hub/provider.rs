@@ -10,11 +10,10 @@
 //! service and edge inputs are others; embedders can write their own by implementing
 //! [`EventProvider`] and attaching it with [`Control::attach`](crate::Control::attach).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::control::EventTypeDef;
@@ -65,10 +64,8 @@ impl CacheSettings {
     }
 }
 
-/// The future a provider runs.
-pub type ProviderFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-/// A client-facing front of the hub.
+/// A client-facing front of the hub. Implement it with [`async_trait`](crate::async_trait).
+#[async_trait]
 pub trait EventProvider: Send + Sync + 'static {
     /// Its name, unique among attached providers (used in logs and listings).
     fn name(&self) -> &str;
@@ -85,7 +82,7 @@ pub trait EventProvider: Send + Sync + 'static {
 
     /// Serves its clients until `link.stopped()` completes (the hub is shutting down), then
     /// returns. Publish and request through `link.hub()`.
-    fn run(self: Arc<Self>, link: ProviderLink) -> ProviderFuture;
+    async fn run(self: Arc<Self>, link: ProviderLink);
 }
 
 /// What a provider is given: a hub handle whose requests keep their answers in the provider's

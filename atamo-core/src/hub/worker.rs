@@ -23,7 +23,13 @@ use tokio_util::sync::CancellationToken;
 use super::durable::Durable;
 use super::routing::{panic_message, AgentStats};
 use super::HubHandle;
-use crate::agent::{Agent, AgentError, AgentFuture, AgentInfo, CallContext, ProbeFuture, Reply};
+use crate::agent::{Agent, AgentError, AgentInfo, CallContext, Reply};
+
+/// A call in flight, owning what it borrows.
+type AgentFuture = Pin<Box<dyn Future<Output = Result<Reply, AgentError>> + Send + 'static>>;
+
+/// A health probe in flight: `None` when the agent has no probe.
+type ProbeFuture = Pin<Box<dyn Future<Output = Option<Result<Value, AgentError>>> + Send + 'static>>;
 use crate::failure::{
     AgentState, AgentStatus, BreakerPolicy, RetryPolicy, EXHAUSTED_EVENT, RETRIES_EXHAUSTED_ALERT,
     STATUS_CHANGED_EVENT,
@@ -391,25 +397,17 @@ impl Worker {
                     }
                 }, if health.is_some() && probe.is_none() => {
                     let timeout = health.as_ref().map(|(_, t)| *t).unwrap_or_default();
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| self.agent.health())) {
-                        Ok(Some(check)) => {
-                            let check: ProbeFuture = Box::pin(async move {
-                                match tokio::time::timeout(timeout, AssertUnwindSafe(check).catch_unwind()).await {
-                                    Ok(Ok(outcome)) => outcome,
-                                    Ok(Err(panic)) => Err(AgentError::Panicked { message: panic_message(&*panic) }),
-                                    Err(_) => Err(AgentError::Timeout { after: timeout }),
-                                }
-                            });
-                            probe = Some((Instant::now(), check));
+                    let agent = self.agent.clone();
+                    let check: ProbeFuture = Box::pin(async move {
+                        match tokio::time::timeout(timeout, AssertUnwindSafe(agent.health()).catch_unwind()).await {
+                            Ok(Ok(Some(outcome))) => Some(outcome),
+                            // No probe to run.
+                            Ok(Ok(None)) => None,
+                            Ok(Err(panic)) => Some(Err(AgentError::Panicked { message: panic_message(&*panic) })),
+                            Err(_) => Some(Err(AgentError::Timeout { after: timeout })),
                         }
-                        // No probe to run: stop asking.
-                        Ok(None) => health = None,
-                        Err(panic) => {
-                            sink.begin();
-                            let outcome = Err(AgentError::Panicked { message: panic_message(&*panic) });
-                            self.checked(outcome, Duration::ZERO, &mut sink);
-                        }
-                    }
+                    });
+                    probe = Some((Instant::now(), check));
                 }
                 outcome = async {
                     match probe.as_mut() {
@@ -418,6 +416,11 @@ impl Worker {
                     }
                 }, if probe.is_some() => {
                     let elapsed = probe.take().map(|(at, _)| at.elapsed()).unwrap_or_default();
+                    let Some(outcome) = outcome else {
+                        // The agent has no probe: stop asking.
+                        health = None;
+                        continue;
+                    };
                     sink.begin();
                     self.checked(outcome, elapsed, &mut sink);
                     if !self.held.is_empty() {
@@ -825,22 +828,14 @@ impl Worker {
         };
         let started = Instant::now();
         d.first_attempt.get_or_insert(started);
-        let call =
-            std::panic::catch_unwind(AssertUnwindSafe(|| self.agent.call(d.action.clone(), ctx)));
-        let fut = match call {
-            Ok(fut) => fut,
-            Err(panic) => {
-                let err = AgentError::Panicked {
-                    message: panic_message(&*panic),
-                };
-                self.finish((d, started.elapsed(), Err(err), group), sink);
-                return;
-            }
-        };
-        let fut = match self.info.call_timeout {
-            None => fut,
+        // The agent's future borrows the agent: the call owns its `Arc` so that it can run
+        // beside the worker's other calls.
+        let agent = self.agent.clone();
+        let action = d.action.clone();
+        let fut: AgentFuture = match self.info.call_timeout {
+            None => Box::pin(async move { agent.call(action, ctx).await }),
             Some(limit) => Box::pin(async move {
-                match tokio::time::timeout(limit, fut).await {
+                match tokio::time::timeout(limit, agent.call(action, ctx)).await {
                     Ok(result) => result,
                     Err(_) => Err(AgentError::Timeout { after: limit }),
                 }

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use atamo_agents::native::{NativeAgent, PluginLoader};
 use atamo_agents::process::{ProcessAgent, ProcessSpec};
-use atamo_core::agent::{Agent, AgentFuture, CallContext};
+use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
+use atamo_core::async_trait;
 use atamo_core::rules::Sharing;
-use atamo_core::{agent_fn, Action, Event, Principal, Reply};
+use atamo_core::{agent_fn, Action, Event, Principal};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -65,25 +66,17 @@ struct Counted<A> {
     failed: Arc<AtomicU64>,
 }
 
+#[async_trait]
 impl<A: Agent> Agent for Counted<A> {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
-        let call = self.inner.call(action, ctx);
-        let (done, target, finished, failed) = (
-            self.done.clone(),
-            self.target,
-            self.finished.clone(),
-            self.failed.clone(),
-        );
-        Box::pin(async move {
-            let result = call.await;
-            if result.is_err() {
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-            if done.fetch_add(1, Ordering::Relaxed) + 1 == target {
-                finished.notify_one();
-            }
-            result
-        })
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
+        let result = self.inner.call(action, ctx).await;
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.done.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
+            self.finished.notify_one();
+        }
+        result
     }
 }
 

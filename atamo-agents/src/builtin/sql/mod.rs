@@ -71,7 +71,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use atamo_core::agent::{Agent, AgentError, AgentFuture, CallContext, Reply};
+use atamo_core::async_trait;
+use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
 use atamo_core::message::Action;
 use atamo_core::request::AnswerError;
 use serde::Deserialize;
@@ -456,38 +457,37 @@ impl<'a> RowSink<'a> {
     }
 }
 
+#[async_trait]
 impl Agent for SqlAgent {
-    fn call(&self, action: Action, ctx: CallContext) -> AgentFuture {
+    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
         let inner = self.inner.clone();
-        Box::pin(async move {
-            let request = SqlAction::from_payload(action.payload())?;
-            let mut sink = RowSink::new(&ctx);
-            let work = async {
-                match &inner.backend {
-                    Backend::Sqlite(db) => db.run(request, &mut sink).await,
-                    Backend::Postgres(db) => {
-                        let user = action.meta().event.principal.user.as_str();
-                        let login = match inner.credentials.credential(&inner.agent_id, user) {
-                            None => None,
-                            Some(Credential::Password { user, password }) => Some((user, password)),
-                            Some(_) => {
-                                return Err(AgentError::permanent(format!(
-                                    "sql agent `{}`: the credential for user `{user}` is not a \
-                                     password (a database login needs a user and password)",
-                                    inner.agent_id
-                                )))
-                            }
-                        };
-                        db.run(request, login, &mut sink).await
-                    }
+        let request = SqlAction::from_payload(action.payload())?;
+        let mut sink = RowSink::new(&ctx);
+        let work = async {
+            match &inner.backend {
+                Backend::Sqlite(db) => db.run(request, &mut sink).await,
+                Backend::Postgres(db) => {
+                    let user = action.meta().event.principal.user.as_str();
+                    let login = match inner.credentials.credential(&inner.agent_id, user) {
+                        None => None,
+                        Some(Credential::Password { user, password }) => Some((user, password)),
+                        Some(_) => {
+                            return Err(AgentError::permanent(format!(
+                                "sql agent `{}`: the credential for user `{user}` is not a \
+                                 password (a database login needs a user and password)",
+                                inner.agent_id
+                            )))
+                        }
+                    };
+                    db.run(request, login, &mut sink).await
                 }
-            };
-            tokio::select! {
-                r = work => r?,
-                _ = ctx.cancelled() => return Err(AgentError::Cancelled),
             }
-            Ok(Reply::with(json!({"rows": sink.rows})))
-        })
+        };
+        tokio::select! {
+            r = work => r?,
+            _ = ctx.cancelled() => return Err(AgentError::Cancelled),
+        }
+        Ok(Reply::with(json!({"rows": sink.rows})))
     }
 }
 
