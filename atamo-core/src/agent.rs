@@ -24,10 +24,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::failure::{BreakerPolicy, RetryPolicy};
-use crate::hub::{HubHandle, PublishError, Receipt};
 use crate::ids::{ActionType, AgentId, RequestId};
 use crate::message::{Action, ActionMeta, Event, MessageTemplate, Origin};
+pub use crate::outcome::{AgentError, Reply};
+pub use crate::policy::HealthCheck;
+use crate::policy::{BreakerPolicy, RetryPolicy};
+pub use crate::publish::Publisher;
+use crate::publish::{PublishError, Receipt};
 use crate::request::{AnswerError, RequestSink};
 
 /// Something that performs actions.
@@ -72,7 +75,9 @@ pub trait Agent: Send + Sync + 'static {
     /// or "update to version X"): acknowledge with an answer, or fail. The default refuses.
     async fn control(&self, message: Value) -> Result<Value, AgentError> {
         let _ = message;
-        Err(AgentError::permanent("this agent takes no control messages"))
+        Err(AgentError::permanent(
+            "this agent takes no control messages",
+        ))
     }
 }
 
@@ -115,112 +120,12 @@ where
     }
 }
 
-/// What a successful call returns.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Reply {
-    /// An optional result value.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Value>,
-}
-
-impl Reply {
-    /// Done, nothing to report.
-    pub fn done() -> Self {
-        Self { payload: None }
-    }
-
-    /// Done, with a result value.
-    pub fn with(payload: Value) -> Self {
-        Self {
-            payload: Some(payload),
-        }
-    }
-}
-
-/// Why a call failed. The variant says whether trying again can help; the hub matches on it and
-/// never parses the text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum AgentError {
-    /// A passing failure: trying again later may succeed (after `after`, when given).
-    #[error("retryable failure: {reason}")]
-    Retry {
-        /// What went wrong.
-        reason: String,
-        /// How long to wait before the next try, when the other side said (Retry-After).
-        #[serde(
-            skip_serializing_if = "Option::is_none",
-            serialize_with = "crate::telemetry::ser_opt_duration_ms"
-        )]
-        after: Option<Duration>,
-    },
-    /// Trying again cannot help: bad input, refused, not found.
-    #[error("permanent failure: {reason}")]
-    Permanent {
-        /// What went wrong.
-        reason: String,
-    },
-    /// The call took longer than allowed.
-    #[error("timed out after {}ms", .after.as_millis())]
-    Timeout {
-        /// The limit that was exceeded.
-        #[serde(serialize_with = "crate::telemetry::ser_duration_ms")]
-        after: Duration,
-    },
-    /// The agent panicked.
-    #[error("agent panicked: {message}")]
-    Panicked {
-        /// The panic message, when it was text.
-        message: String,
-    },
-    /// The agent's process or connection died during the call.
-    #[error("agent crashed: {reason}")]
-    Crashed {
-        /// What is known about it.
-        reason: String,
-    },
-    /// The call was cancelled (the hub is stopping, or the client went away).
-    #[error("cancelled")]
-    Cancelled,
-}
-
-impl AgentError {
-    /// A retryable failure.
-    pub fn retry(reason: impl Into<String>) -> Self {
-        Self::Retry {
-            reason: reason.into(),
-            after: None,
-        }
-    }
-
-    /// A retryable failure with a hint of when to try again.
-    pub fn retry_after(reason: impl Into<String>, after: Duration) -> Self {
-        Self::Retry {
-            reason: reason.into(),
-            after: Some(after),
-        }
-    }
-
-    /// A failure that retrying cannot fix.
-    pub fn permanent(reason: impl Into<String>) -> Self {
-        Self::Permanent {
-            reason: reason.into(),
-        }
-    }
-
-    /// Whether trying again may help.
-    pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Permanent { .. } | Self::Cancelled)
-    }
-}
-
 /// What an agent knows about itself and the call it is making.
 #[derive(Clone)]
 pub struct CallContext {
     pub(crate) agent: Arc<AgentInfo>,
     pub(crate) action: Arc<ActionMeta>,
-    pub(crate) hub: HubHandle,
+    pub(crate) publisher: Publisher,
     pub(crate) cancel: Arc<CancellationToken>,
     pub(crate) request: Option<RequestSink>,
 }
@@ -256,7 +161,7 @@ impl CallContext {
             agent: self.agent.id.clone(),
             action: self.action.id,
         });
-        self.hub.publish(event).await
+        self.publisher.publish(event).await
     }
 
     /// The request this call answers, when it answers one.
@@ -275,9 +180,11 @@ impl CallContext {
         }
     }
 
-    /// A handle to the hub, for anything else the agent needs to publish or ask.
-    pub fn hub(&self) -> &HubHandle {
-        &self.hub
+    /// The handle [`publish`](Self::publish) uses, for work that outlives the call (keep a
+    /// clone). It publishes as it is told: correlation id and origin are left as the event has
+    /// them.
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
     }
 }
 
@@ -301,7 +208,7 @@ pub struct AgentInfo {
     /// The longest a call may take; it then fails as `Timeout` (retryable).
     #[serde(
         rename = "call_timeout_ms",
-        serialize_with = "crate::telemetry::ser_opt_duration_ms",
+        serialize_with = "crate::serde_ms::ser_opt_duration_ms",
         skip_serializing_if = "Option::is_none"
     )]
     pub call_timeout: Option<Duration>,
@@ -317,23 +224,6 @@ pub struct AgentInfo {
     /// How often its health probe runs, and how long it may take.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
-}
-
-/// When an agent's health probe runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct HealthCheck {
-    /// Between two probes.
-    #[serde(
-        rename = "interval_ms",
-        serialize_with = "crate::telemetry::ser_duration_ms"
-    )]
-    pub interval: Duration,
-    /// The longest a probe may take before it counts as failed.
-    #[serde(
-        rename = "timeout_ms",
-        serialize_with = "crate::telemetry::ser_duration_ms"
-    )]
-    pub timeout: Duration,
 }
 
 /// How to register an agent: its id, the agent itself, and what it handles.

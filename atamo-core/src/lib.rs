@@ -64,15 +64,20 @@ pub mod failure;
 pub mod hub;
 pub mod ids;
 pub mod message;
+mod outcome;
+pub mod policy;
+mod publish;
 pub mod request;
 pub mod rules;
+mod serde_ms;
+mod status;
 pub mod store;
 pub mod telemetry;
 
+pub use agent::{agent_fn, Agent, AgentError, AgentSpec, CallContext, Reply};
 /// Implements the hub's async traits ([`Agent`], [`hub::EventProvider`]) without naming
 /// `async-trait` as a dependency of your own.
 pub use async_trait::async_trait;
-pub use agent::{agent_fn, Agent, AgentError, AgentSpec, CallContext, Reply};
 pub use hub::{
     ActionTypeDef, Control, DryRun, EventTypeDef, Hub, HubBuilder, HubHandle, PublishError,
     Receipt, TryPublishError,

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::failure::RetryPolicy;
 use crate::ids::{ActionType, AgentId, EventType, ProviderId, RuleId};
 use crate::message::{Event, FieldPath, Principal};
+use crate::policy::RetryPolicy;
 
 /// Decides which actions an event causes.
 ///
@@ -122,7 +122,7 @@ pub struct Sharing {
     /// Keep a successful call's answers this long, and answer identical requests (in the same
     /// scope) from them without calling the agent. None: no result cache.
     #[serde(skip_serializing_if = "Option::is_none", rename = "cache_ttl_ms")]
-    #[serde(serialize_with = "crate::telemetry::ser_opt_duration_ms")]
+    #[serde(serialize_with = "crate::serde_ms::ser_opt_duration_ms")]
     pub result_ttl: Option<std::time::Duration>,
 }
 

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use atamo_core::async_trait;
 use atamo_core::agent::{AgentError, CallContext, Reply};
+use atamo_core::async_trait;
 use atamo_core::request::AnswerError;
 use atamo_core::Action;
 use atamo_plugin_abi::{
@@ -321,9 +321,11 @@ impl atamo_core::Agent for NativeAgent {
                 }
                 ATAMO_EMIT_END_ERR => {
                     guard.ended = true;
-                    let error: CallError = serde_json::from_slice(payload.bytes())
-                        .unwrap_or_else(|e| CallError::Permanent {
-                            reason: format!("unreadable error from the plugin: {e}"),
+                    let error: CallError =
+                        serde_json::from_slice(payload.bytes()).unwrap_or_else(|e| {
+                            CallError::Permanent {
+                                reason: format!("unreadable error from the plugin: {e}"),
+                            }
                         });
                     return Err(agent_error(error));
                 }

@@ -3,8 +3,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use atamo_core::async_trait;
 use atamo_core::agent::{AgentError, CallContext, Reply};
+use atamo_core::async_trait;
 use atamo_core::request::AnswerError;
 use atamo_core::telemetry::ProcessChange;
 use atamo_core::{Action, AgentId, Control, TelemetryKind};

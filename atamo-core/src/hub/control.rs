@@ -41,7 +41,7 @@ pub struct EventTypeDef {
     #[serde(
         skip_serializing_if = "Option::is_none",
         rename = "keep_alive_ms",
-        serialize_with = "crate::telemetry::ser_opt_duration_ms"
+        serialize_with = "crate::serde_ms::ser_opt_duration_ms"
     )]
     pub keep_alive: Option<std::time::Duration>,
     /// In a stateful hub: whether events of this type and their actions are kept in the store

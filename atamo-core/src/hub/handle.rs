@@ -4,12 +4,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::Serialize;
+
+pub use crate::publish::{PublishError, Receipt, TryPublishError};
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::routing::RuleOutcome;
 use super::Shared;
 use crate::ids::RequestId;
-use crate::ids::{CorrelationId, EventId};
 use crate::message::{Event, Problem};
 use crate::request::{
     AnswerStream, Found, RequestEntry, RequestOptions, RequestReceipt, RequestSnapshot,
@@ -22,89 +23,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::routing::Verdict;
-
-/// What the hub hands back once it has accepted an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Receipt {
-    /// The event's id.
-    pub event_id: EventId,
-    /// Its correlation id.
-    pub correlation_id: CorrelationId,
-}
-
-/// Why `publish` did not accept an event. The event comes back so nothing is lost.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PublishError {
-    /// The event is invalid; every problem is listed.
-    #[error("event rejected: {}", join(.problems))]
-    Rejected {
-        /// The event, unchanged.
-        event: Event,
-        /// Everything wrong with it.
-        problems: Vec<Problem>,
-    },
-    /// The hub is shutting down and accepts no more events.
-    #[error("the hub is shutting down and accepts no more events")]
-    ShuttingDown {
-        /// The event, unchanged.
-        event: Event,
-    },
-    /// A stateful hub could not commit the event to its store; nothing of it was kept or
-    /// sent. Trying again later may work.
-    #[error("the event could not be stored: {error}")]
-    Store {
-        /// The event, unchanged.
-        event: Event,
-        /// The store's error.
-        #[source]
-        error: crate::store::StoreError,
-    },
-}
-
-impl PublishError {
-    /// The event that was not accepted.
-    pub fn into_event(self) -> Event {
-        match self {
-            Self::Rejected { event, .. }
-            | Self::ShuttingDown { event }
-            | Self::Store { event, .. } => event,
-        }
-    }
-}
-
-/// Why `try_publish` did not accept an event. The event comes back so nothing is lost.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TryPublishError {
-    /// The ingress queue is full right now; try again later or use `publish` to wait.
-    #[error("the hub's ingress queue is full")]
-    Full {
-        /// The event, unchanged.
-        event: Event,
-    },
-    /// The event is invalid or the hub is stopping.
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-}
-
-impl TryPublishError {
-    /// The event that was not accepted.
-    pub fn into_event(self) -> Event {
-        match self {
-            Self::Full { event } => event,
-            Self::Publish(e) => e.into_event(),
-        }
-    }
-}
-
-fn join(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
 
 /// What the hub would do with an event, computed without doing it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -420,5 +338,12 @@ impl HubHandle {
     /// Whether the hub still accepts events.
     pub fn is_accepting(&self) -> bool {
         self.shared.accepting.load(Ordering::Acquire)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::publish::Publish for HubHandle {
+    async fn publish(&self, event: Event) -> Result<Receipt, PublishError> {
+        HubHandle::publish(self, event).await
     }
 }

@@ -16,12 +16,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use crate::telemetry::ShutdownReport;
 pub use control::{
     ActionTypeDef, AgentHealth, ConfigError, ConfigProblem, Control, EventTypeDef, HealthSnapshot,
     ProviderInfo, QueueDepth,
@@ -106,24 +106,6 @@ impl Shared {
         };
         std::mem::take(&mut *workers)
     }
-}
-
-/// What happened while the hub shut down.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ShutdownReport {
-    /// Events that were already accepted when shutdown began and were routed during it.
-    pub events_drained: u64,
-    /// Actions given up on because the deadline passed (each also reported as an
-    /// `action_abandoned` telemetry event).
-    pub actions_abandoned: u64,
-    /// Whether the deadline passed before all work finished.
-    pub deadline_passed: bool,
-    /// How long the shutdown took.
-    #[serde(
-        rename = "elapsed_ms",
-        serialize_with = "crate::telemetry::ser_duration_ms"
-    )]
-    pub elapsed: Duration,
 }
 
 /// A running hub. Owns its tasks: keep it, and [`shutdown`](Hub::shutdown) or

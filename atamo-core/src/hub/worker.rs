@@ -29,7 +29,8 @@ use crate::agent::{Agent, AgentError, AgentInfo, CallContext, Reply};
 type AgentFuture = Pin<Box<dyn Future<Output = Result<Reply, AgentError>> + Send + 'static>>;
 
 /// A health probe in flight: `None` when the agent has no probe.
-type ProbeFuture = Pin<Box<dyn Future<Output = Option<Result<Value, AgentError>>> + Send + 'static>>;
+type ProbeFuture =
+    Pin<Box<dyn Future<Output = Option<Result<Value, AgentError>>> + Send + 'static>>;
 use crate::failure::{
     AgentState, AgentStatus, BreakerPolicy, RetryPolicy, EXHAUSTED_EVENT, RETRIES_EXHAUSTED_ALERT,
     STATUS_CHANGED_EVENT,
@@ -39,6 +40,7 @@ use crate::ids::{ActionId, ActionType, TenantId, UserId};
 use crate::message::Action;
 use crate::message::Timestamp;
 use crate::message::{Event, Origin};
+use crate::publish::Publisher;
 use crate::request::{CallGroup, RequestEntry, RequestSink, RequestState};
 use crate::rules::{ShareScope, Sharing};
 use crate::store::{later, ResultRecord, Settlement, WriteBatch};
@@ -175,6 +177,8 @@ pub(crate) struct Worker {
     agent: Arc<dyn Agent>,
     stats: Arc<AgentStats>,
     hub: HubHandle,
+    /// What calls publish their follow-up events through.
+    publisher: Publisher,
     // Shared by every call of this worker: cloning an `Arc` is cheaper than cloning a token.
     cancel: Arc<CancellationToken>,
     /// Calls in flight that identical requests may join, by coalescing key. Owned by this task.
@@ -265,6 +269,7 @@ impl Worker {
             info,
             agent,
             stats,
+            publisher: Publisher::new(Arc::new(hub.clone())),
             hub,
             cancel,
             calls: HashMap::new(),
@@ -812,7 +817,7 @@ impl Worker {
         let ctx = CallContext {
             agent: self.info.clone(),
             action: d.action.meta.clone(),
-            hub: self.hub.clone(),
+            publisher: self.publisher.clone(),
             cancel: match &group {
                 Some(g) => g.group.cancel.clone(),
                 None => self.cancel.clone(),

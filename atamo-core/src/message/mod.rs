@@ -4,6 +4,7 @@ mod action;
 mod event;
 mod fields;
 mod principal;
+pub(crate) mod request;
 mod time;
 
 pub use action::{Action, ActionMeta};

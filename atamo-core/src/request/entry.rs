@@ -9,13 +9,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::group::CallGroup;
 use super::store::RequestStore;
-use super::types::{
+use crate::ids::{ActionId, AgentId, RequestId};
+use crate::message::request::{
     Answer, AnswerError, PartState, PartStatus, RequestOptions, RequestSnapshot, RequestState,
     RequestUpdate,
 };
-use crate::agent::{AgentError, Reply};
-use crate::ids::{ActionId, AgentId, RequestId};
 use crate::message::{EventMeta, Timestamp};
+use crate::outcome::{AgentError, Reply};
 use crate::telemetry::{Bus, TelemetryKind};
 
 /// A request in flight or kept. Short critical sections under one mutex (never held across an

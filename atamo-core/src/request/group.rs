@@ -11,8 +11,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::entry::RequestEntry;
-use super::types::AnswerError;
 use crate::ids::ActionId;
+use crate::message::request::AnswerError;
 
 /// How many answers a call keeps for requests that join it late.
 const HISTORY_CAP: usize = 1024;

@@ -23,12 +23,12 @@
 mod entry;
 mod group;
 mod store;
-mod types;
 
+pub use crate::message::request::{
+    Answer, AnswerError, PartState, PartStatus, RequestOptions, RequestReceipt, RequestSnapshot,
+    RequestState, RequestStatus, RequestUpdate, WaitError,
+};
+pub use entry::AnswerStream;
 pub(crate) use entry::{RequestEntry, RequestSink};
 pub(crate) use group::CallGroup;
 pub(crate) use store::{Found, RequestStore, StoreConfig};
-pub use types::{
-    Answer, AnswerError, AnswerStream, PartState, PartStatus, RequestOptions, RequestReceipt,
-    RequestSnapshot, RequestState, RequestStatus, RequestUpdate, WaitError,
-};

@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
 use super::entry::RequestEntry;
-use super::types::RequestState;
 use crate::ids::RequestId;
+use crate::message::request::RequestState;
 use crate::telemetry::{Bus, ExpiryReason, TelemetryKind};
 
 /// Settings of the request store.

@@ -3,13 +3,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::agent::AgentError;
-use crate::hub::ShutdownReport;
+use super::report::ShutdownReport;
 use crate::ids::{
     ActionId, ActionType, AgentId, CorrelationId, EventId, ProviderId, RequestId, RuleId,
 };
+use crate::message::request::RequestState;
 use crate::message::{ActionMeta, EventMeta, Principal, Problem, Timestamp};
-use crate::request::RequestState;
+use crate::outcome::AgentError;
 use crate::rules::RuleError;
 
 /// One step in the life of a message (or of the hub), with when it happened.
@@ -118,7 +118,10 @@ pub enum TelemetryKind {
         /// The action.
         action: Arc<ActionMeta>,
         /// How long the call took.
-        #[serde(rename = "elapsed_ms", serialize_with = "super::ser_duration_ms")]
+        #[serde(
+            rename = "elapsed_ms",
+            serialize_with = "crate::serde_ms::ser_duration_ms"
+        )]
         elapsed: Duration,
     },
     /// The agent failed the action.
@@ -128,7 +131,10 @@ pub enum TelemetryKind {
         /// Why.
         error: AgentError,
         /// How long the call took.
-        #[serde(rename = "elapsed_ms", serialize_with = "super::ser_duration_ms")]
+        #[serde(
+            rename = "elapsed_ms",
+            serialize_with = "crate::serde_ms::ser_duration_ms"
+        )]
         elapsed: Duration,
     },
     /// The action failed and will be tried again.
@@ -140,10 +146,16 @@ pub enum TelemetryKind {
         /// The number of the next attempt.
         next_attempt: u32,
         /// The pause before it.
-        #[serde(rename = "after_ms", serialize_with = "super::ser_duration_ms")]
+        #[serde(
+            rename = "after_ms",
+            serialize_with = "crate::serde_ms::ser_duration_ms"
+        )]
         after: Duration,
         /// How long the failed call took.
-        #[serde(rename = "elapsed_ms", serialize_with = "super::ser_duration_ms")]
+        #[serde(
+            rename = "elapsed_ms",
+            serialize_with = "crate::serde_ms::ser_duration_ms"
+        )]
         elapsed: Duration,
     },
     /// The action failed for good and was put in the dead-letter store.
@@ -177,7 +189,10 @@ pub enum TelemetryKind {
         #[serde(serialize_with = "ser_probe")]
         outcome: Result<serde_json::Value, AgentError>,
         /// How long it took.
-        #[serde(rename = "elapsed_ms", serialize_with = "super::ser_duration_ms")]
+        #[serde(
+            rename = "elapsed_ms",
+            serialize_with = "crate::serde_ms::ser_duration_ms"
+        )]
         elapsed: Duration,
     },
     /// The controller sent an agent a control message, and the agent answered.
@@ -193,9 +208,9 @@ pub enum TelemetryKind {
     /// An agent's status changed.
     AgentStatusChanged {
         /// The state before.
-        from: crate::failure::AgentState,
+        from: crate::status::AgentState,
         /// The status now.
-        status: crate::failure::AgentStatus,
+        status: crate::status::AgentStatus,
     },
     /// The hub gave up on an action without finishing it.
     ActionAbandoned {
@@ -304,7 +319,10 @@ pub enum TelemetryKind {
     /// The hub stopped taking events in and is finishing its work.
     ShutdownStarted {
         /// How long in-flight actions may take.
-        #[serde(rename = "grace_ms", serialize_with = "super::ser_duration_ms")]
+        #[serde(
+            rename = "grace_ms",
+            serialize_with = "crate::serde_ms::ser_duration_ms"
+        )]
         grace: Duration,
     },
     /// The hub has stopped.
@@ -336,7 +354,10 @@ pub enum ProcessChange {
         /// The number of the attempt about to be made.
         attempt: u32,
         /// The pause before it.
-        #[serde(rename = "after_ms", serialize_with = "super::ser_duration_ms")]
+        #[serde(
+            rename = "after_ms",
+            serialize_with = "crate::serde_ms::ser_duration_ms"
+        )]
         after: Duration,
     },
     /// The process was stopped on purpose (agent removed, hub stopping).

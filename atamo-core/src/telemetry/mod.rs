@@ -14,6 +14,7 @@
 mod bus;
 mod event;
 mod monitor;
+mod report;
 
 pub(crate) use bus::{Bus, Sink, SinkParts};
 pub use bus::{TelemetryBatch, TelemetryRecvError, TelemetrySubscriber};
@@ -22,19 +23,4 @@ pub use event::{
 };
 pub(crate) use monitor::Monitor;
 pub use monitor::MonitorStream;
-
-use std::time::Duration;
-
-pub(crate) fn ser_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1000.0)
-}
-
-pub(crate) fn ser_opt_duration_ms<S: serde::Serializer>(
-    d: &Option<Duration>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => ser_duration_ms(d, s),
-        None => s.serialize_none(),
-    }
-}
+pub use report::ShutdownReport;

@@ -1,14 +1,15 @@
+//! The vocabulary of requests: options, receipts, states, answers and updates.
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::agent::AgentError;
 use crate::ids::{ActionId, AgentId, CorrelationId, EventId, RequestId};
-use crate::message::Timestamp;
+use crate::outcome::AgentError;
 
-pub use super::entry::AnswerStream;
+use super::Timestamp;
 
 /// How a request is handled. The defaults suit a request answered once or a few times.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
