@@ -104,3 +104,12 @@ impl AgentError {
         !matches!(self, Self::Permanent { .. } | Self::Cancelled)
     }
 }
+
+/// The message of a caught panic, when it was text.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-text payload".to_owned())
+}

@@ -5,286 +5,23 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::definitions::{
+    duplicate, not_found, ActionTypeDef, ConfigError, ConfigProblem, EventTypeDef, ProviderInfo,
+};
+use super::handle::HubHandle;
+use super::health::{AgentHealth, HealthSnapshot, QueueDepth};
 use super::provider::{EventProvider, ProviderLink};
 use super::routing::{AgentEntry, AgentStats, ProviderEntry, Routing};
+use super::shared::Shared;
 use super::worker::Worker;
-use super::{HubHandle, Shared};
 use crate::agent::{AgentInfo, AgentSpec};
-use crate::ids::{ActionType, AgentId, EventType, NameError, ProviderId, RuleId};
-use crate::message::{FieldPathError, MessageTemplate};
+use crate::ids::{ActionType, AgentId, EventType, ProviderId, RuleId};
 use crate::request::{RequestStore, StoreConfig};
 use crate::rules::{ProviderScope, RuleInfo, RuleProvider};
 use crate::telemetry::{TelemetryKind, TelemetrySubscriber};
-
-/// An event type and the payload fields its events must carry.
-///
-/// ```
-/// use atamo_core::EventTypeDef;
-/// let def = EventTypeDef::new("order.created").requiring(["order.id", "customer.id"]).unwrap();
-/// assert_eq!(def.template.required.len(), 2);
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EventTypeDef {
-    /// The type's name.
-    pub name: EventType,
-    /// The fields its events must carry.
-    pub template: MessageTemplate,
-    /// What it means, for people.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub description: String,
-    /// For requests of this type: how long their answers are kept once finished, unless the
-    /// request sets its own. None: the provider's default.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        rename = "keep_alive_ms",
-        serialize_with = "crate::serde_ms::ser_opt_duration_ms"
-    )]
-    pub keep_alive: Option<std::time::Duration>,
-    /// In a stateful hub: whether events of this type and their actions are kept in the store
-    /// (None: the hub's default, durable).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub durability: Option<crate::store::Durability>,
-}
-
-impl EventTypeDef {
-    /// An event type whose events may carry any payload object.
-    pub fn new(name: impl Into<EventType>) -> Self {
-        Self {
-            name: name.into(),
-            template: MessageTemplate::any(),
-            description: String::new(),
-            keep_alive: None,
-            durability: None,
-        }
-    }
-
-    /// In a stateful hub: whether events of this type are kept in the store (`Durable`, the
-    /// default) or only in memory (`Memory`: faster, lost in a crash). A rule may choose
-    /// otherwise for its own actions.
-    #[must_use]
-    pub fn durability(mut self, durability: crate::store::Durability) -> Self {
-        self.durability = Some(durability);
-        self
-    }
-
-    /// How long answers to requests of this type are kept once finished.
-    #[must_use]
-    pub fn keep_alive(mut self, keep_alive: std::time::Duration) -> Self {
-        self.keep_alive = Some(keep_alive);
-        self
-    }
-
-    /// Requires the given dotted payload paths.
-    pub fn requiring<I, S>(mut self, paths: I) -> Result<Self, FieldPathError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        self.template
-            .required
-            .extend(MessageTemplate::requiring(paths)?.required);
-        Ok(self)
-    }
-
-    /// Sets the description.
-    #[must_use]
-    pub fn described(mut self, description: impl Into<String>) -> Self {
-        self.description = description.into();
-        self
-    }
-}
-
-/// An action type: something agents can do.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ActionTypeDef {
-    /// The type's name.
-    pub name: ActionType,
-    /// What it means, for people.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub description: String,
-    /// How failed actions of this type are tried again, whatever agent handles them (a rule's
-    /// policy still wins).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry: Option<crate::failure::RetryPolicy>,
-}
-
-impl ActionTypeDef {
-    /// An action type.
-    pub fn new(name: impl Into<ActionType>) -> Self {
-        Self {
-            name: name.into(),
-            description: String::new(),
-            retry: None,
-        }
-    }
-
-    /// Sets the description.
-    #[must_use]
-    pub fn described(mut self, description: impl Into<String>) -> Self {
-        self.description = description.into();
-        self
-    }
-
-    /// Sets how failed actions of this type are tried again.
-    #[must_use]
-    pub fn retry(mut self, policy: crate::failure::RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-}
-
-/// A registered rule provider.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProviderInfo {
-    /// Its id.
-    pub id: ProviderId,
-    /// The events it is asked about.
-    pub scope: ProviderScope,
-}
-
-/// A registration or build that did not happen, with every reason.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}", join(.problems))]
-pub struct ConfigError {
-    /// Everything that was wrong.
-    pub problems: Vec<ConfigProblem>,
-}
-
-fn join(problems: &[ConfigProblem]) -> String {
-    problems
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-impl From<ConfigProblem> for ConfigError {
-    fn from(p: ConfigProblem) -> Self {
-        Self { problems: vec![p] }
-    }
-}
-
-/// One thing wrong with a registration.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigProblem {
-    /// A name is not valid.
-    #[error(transparent)]
-    BadName(#[from] NameError),
-    /// Something of that kind and name is already registered.
-    #[error("{kind} `{name}` is already registered")]
-    Duplicate {
-        /// What kind of thing.
-        kind: &'static str,
-        /// Its name.
-        name: String,
-    },
-    /// Nothing of that kind and name is registered.
-    #[error("{kind} `{name}` is not registered")]
-    NotFound {
-        /// What kind of thing.
-        kind: &'static str,
-        /// Its name.
-        name: String,
-    },
-    /// An agent declares an action type that is not registered.
-    #[error("agent `{agent}` handles action type `{action_type}`, which is not registered")]
-    UnknownActionType {
-        /// The agent.
-        agent: AgentId,
-        /// The action type.
-        action_type: ActionType,
-    },
-    /// An agent declares no action type.
-    #[error("agent `{agent}` handles no action type; add at least one with `handles`")]
-    NoActionTypes {
-        /// The agent.
-        agent: AgentId,
-    },
-    /// A limit was set to zero.
-    #[error("agent `{agent}`: {what} must be at least 1")]
-    ZeroLimit {
-        /// The agent.
-        agent: AgentId,
-        /// Which limit.
-        what: &'static str,
-    },
-    /// An action type cannot be removed while an agent handles it.
-    #[error(
-        "action type `{action_type}` is handled by agent `{agent}`; unregister the agent first"
-    )]
-    ActionTypeInUse {
-        /// The action type.
-        action_type: ActionType,
-        /// An agent handling it.
-        agent: AgentId,
-    },
-    /// A provider is scoped to an event type that is not registered.
-    #[error(
-        "provider `{provider}` is scoped to event type `{event_type}`, which is not registered"
-    )]
-    UnknownScopeType {
-        /// The provider.
-        provider: ProviderId,
-        /// The event type.
-        event_type: EventType,
-    },
-    /// A hub setting is out of range.
-    #[error("{0}")]
-    Setting(String),
-    /// The hub is shutting down and takes no new registrations.
-    #[error("the hub is shutting down")]
-    ShuttingDown,
-}
-
-/// How full a queue is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct QueueDepth {
-    /// Items waiting.
-    pub len: usize,
-    /// The most that can wait.
-    pub capacity: usize,
-}
-
-/// One agent's load.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AgentHealth {
-    /// The agent.
-    pub id: AgentId,
-    /// Its queue of dispatched actions.
-    pub queue: QueueDepth,
-    /// Calls running now.
-    pub in_flight: usize,
-    /// Calls that succeeded since registration.
-    pub succeeded: u64,
-    /// Calls that failed since registration.
-    pub failed: u64,
-}
-
-/// A point-in-time view of the hub's load.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HealthSnapshot {
-    /// Whether the hub takes new events.
-    pub accepting: bool,
-    /// Events accepted but not yet routed.
-    pub ingress: QueueDepth,
-    /// Every agent, by id.
-    pub agents: Vec<AgentHealth>,
-    /// Calls running now, over all agents.
-    pub in_flight_actions: usize,
-    /// Actions queued for agents, over all agents.
-    pub queued_actions: usize,
-    /// Telemetry subscribers connected.
-    pub telemetry_subscribers: usize,
-    /// Requests still running.
-    pub requests_running: usize,
-    /// Finished requests whose answers are kept for their clients.
-    pub requests_kept: u64,
-}
 
 /// The controller's handle: registers and removes event types, action types, agents and rule
 /// providers at runtime, lists them, reports health and hands out telemetry subscriptions.
@@ -370,7 +107,7 @@ impl Control {
 
     /// Registers an agent and starts its worker. Every problem with the spec is reported.
     pub fn register_agent(&self, spec: AgentSpec) -> Result<(), ConfigError> {
-        if !self.shared.accepting.load(Ordering::Acquire) {
+        if !self.shared.lifecycle.accepting.load(Ordering::Acquire) {
             return Err(ConfigProblem::ShuttingDown.into());
         }
         let AgentSpec { info, agent } = spec;
@@ -425,7 +162,7 @@ impl Control {
         let worker = Worker::new(info, agent, stats, HubHandle::from_shared(&self.shared));
         let span = tracing::info_span!("agent_worker", agent = %id);
         let task = self.shared.runtime.spawn(worker.run(rx).instrument(span));
-        self.shared.track(task);
+        self.shared.tasks.track_worker(task);
         tracing::debug!(agent = %id, "agent registered");
         self.shared
             .bus
@@ -524,7 +261,7 @@ impl Control {
 
     /// [`attach`](Self::attach) for a provider already behind an `Arc`.
     pub fn attach_arc(&self, provider: Arc<dyn EventProvider>) -> Result<(), ConfigError> {
-        if !self.shared.accepting.load(Ordering::Acquire) {
+        if !self.shared.lifecycle.accepting.load(Ordering::Acquire) {
             return Err(ConfigProblem::ShuttingDown.into());
         }
         let name: Arc<str> = Arc::from(provider.name());
@@ -580,7 +317,7 @@ impl Control {
         let (store, timers) = RequestStore::new(
             store_config,
             self.shared.bus.clone(),
-            self.shared.store_stop.clone(),
+            self.shared.lifecycle.store_stop.clone(),
         );
         match self.shared.stores.lock() {
             Ok(mut g) => g.push(Arc::downgrade(&store)),
@@ -588,20 +325,20 @@ impl Control {
         }
         let span = tracing::info_span!("event_provider", provider = %name);
         let timers = self.shared.runtime.spawn(timers.instrument(span.clone()));
-        self.shared.track_side(timers);
+        self.shared.tasks.track_side(timers);
         let link = ProviderLink {
             name: name.clone(),
             hub: HubHandle {
                 shared: self.shared.clone(),
                 store,
             },
-            stop: self.shared.drain.clone(),
+            stop: self.shared.lifecycle.drain.clone(),
         };
         let task = self
             .shared
             .runtime
             .spawn(provider.run(link).instrument(span));
-        self.shared.track_side(task);
+        self.shared.tasks.track_side(task);
         tracing::debug!(provider = %name, "event provider attached");
         Ok(())
     }
@@ -693,7 +430,7 @@ impl Control {
         agents.sort_by(|a, b| a.id.cmp(&b.id));
         let ingress = &self.shared.ingress;
         HealthSnapshot {
-            accepting: self.shared.accepting.load(Ordering::Acquire),
+            accepting: self.shared.lifecycle.accepting.load(Ordering::Acquire),
             ingress: QueueDepth {
                 len: ingress.max_capacity() - ingress.capacity(),
                 capacity: ingress.max_capacity(),
@@ -785,7 +522,7 @@ impl Control {
             match tokio::time::timeout(timeout, AssertUnwindSafe(reply).catch_unwind()).await {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(panic)) => Err(crate::agent::AgentError::Panicked {
-                    message: super::routing::panic_message(&*panic),
+                    message: crate::outcome::panic_message(&*panic),
                 }),
                 Err(_) => Err(crate::agent::AgentError::Timeout { after: timeout }),
             };
@@ -850,7 +587,7 @@ impl Control {
         action: crate::ids::ActionId,
     ) -> Result<(), crate::failure::RedriveError> {
         use crate::failure::RedriveError;
-        if !self.shared.accepting.load(Ordering::Acquire) {
+        if !self.shared.lifecycle.accepting.load(Ordering::Acquire) {
             return Err(RedriveError::ShuttingDown);
         }
         if let Some(durable) = &self.shared.durable {
@@ -889,7 +626,7 @@ impl Control {
         self.shared.bus.emit(TelemetryKind::ActionRedriven {
             action: action.meta.clone(),
         });
-        let dispatch = super::worker::Dispatch {
+        let dispatch = super::dispatch::Dispatch {
             action,
             monitor: None,
             request: None,
@@ -916,19 +653,5 @@ impl Control {
     /// agent's process restarted, an alert) in the telemetry stream.
     pub fn record(&self, kind: TelemetryKind) {
         self.shared.bus.emit(kind);
-    }
-}
-
-fn duplicate(kind: &'static str, name: &impl std::fmt::Display) -> ConfigProblem {
-    ConfigProblem::Duplicate {
-        kind,
-        name: name.to_string(),
-    }
-}
-
-fn not_found(kind: &'static str, name: &impl std::fmt::Display) -> ConfigProblem {
-    ConfigProblem::NotFound {
-        kind,
-        name: name.to_string(),
     }
 }

@@ -8,8 +8,9 @@ use serde::Serialize;
 pub use crate::publish::{PublishError, Receipt, TryPublishError};
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::envelope::Envelope;
 use super::routing::RuleOutcome;
-use super::Shared;
+use super::shared::Shared;
 use crate::ids::RequestId;
 use crate::message::{Event, Problem};
 use crate::request::{
@@ -48,18 +49,6 @@ impl DryRun {
     }
 }
 
-/// An event on its way from a client to the router.
-pub(crate) struct Envelope {
-    pub(crate) event: Event,
-    pub(crate) monitor: Option<Monitor>,
-    pub(crate) request: Option<Arc<RequestEntry>>,
-    /// In a stateful hub: where the router answers once the event is committed.
-    pub(crate) ack: Option<Ack>,
-}
-
-/// The router's answer to a publisher waiting for the commit.
-pub(crate) type Ack = tokio::sync::oneshot::Sender<Result<Receipt, crate::store::StoreError>>;
-
 /// The client's handle to a hub: publish events, monitor them, dry-run them.
 ///
 /// Cheap to clone, `Send + Sync`: hand one to every task or thread that publishes.
@@ -83,7 +72,7 @@ impl HubHandle {
     }
 
     fn prepare(&self, event: Event, monitor: Option<Monitor>) -> Result<Envelope, PublishError> {
-        if !self.shared.accepting.load(Ordering::Acquire) {
+        if !self.shared.lifecycle.accepting.load(Ordering::Acquire) {
             return Err(PublishError::ShuttingDown { event });
         }
         let problems = self.shared.routing.load().check(&event);
@@ -248,7 +237,10 @@ impl HubHandle {
             store.config.answer_buffer,
             CancellationToken::new(),
             self.shared.bus.clone(),
-            Arc::downgrade(store),
+            {
+                let keeper: std::sync::Weak<RequestStore> = Arc::downgrade(store);
+                keeper as std::sync::Weak<dyn crate::request::Keeper>
+            },
         ));
         let receipt = RequestReceipt {
             request_id: entry.id,
@@ -337,7 +329,7 @@ impl HubHandle {
 
     /// Whether the hub still accepts events.
     pub fn is_accepting(&self) -> bool {
-        self.shared.accepting.load(Ordering::Acquire)
+        self.shared.lifecycle.accepting.load(Ordering::Acquire)
     }
 }
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use super::control::EventTypeDef;
-use super::HubHandle;
+use super::definitions::EventTypeDef;
+use super::handle::HubHandle;
 
 /// A provider's level-1 cache settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

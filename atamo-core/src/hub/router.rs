@@ -6,14 +6,15 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::dispatch::Dispatch;
 use super::durable::{action_record, event_record, Durable};
-use super::handle::{Ack, Envelope, Receipt};
+use super::envelope::{Ack, Envelope};
 use super::routing::{AgentEntry, Planned, Routing, Verdict};
-use super::worker::Dispatch;
-use super::Shared;
+use super::shared::Shared;
 use crate::ids::ActionId;
 use crate::ids::EventId;
 use crate::message::{Action, ActionMeta, Timestamp};
+use crate::publish::Receipt;
 use crate::rules::Proposal;
 use crate::store::{AcceptEvent, AcceptOutcome, NewAction, WriteBatch};
 use crate::telemetry::{AbandonReason, Sink, SinkParts, TelemetryKind};
@@ -88,7 +89,7 @@ impl Router {
         loop {
             tokio::select! {
                 biased;
-                _ = self.shared.drain.cancelled(), if !closing => {
+                _ = self.shared.lifecycle.drain.cancelled(), if !closing => {
                     // Publishers still racing in get their event back as `ShuttingDown`;
                     // everything already queued is routed below.
                     rx.close();
@@ -130,7 +131,7 @@ impl Router {
             drop(tx);
             self.abandoned += task.await.unwrap_or_default();
         }
-        self.shared.intake_done.cancel();
+        self.shared.lifecycle.intake_done.cancel();
         report.abandoned = self.abandoned;
         report
     }
@@ -497,7 +498,7 @@ async fn deliver(
                         }
                         Err(_) => d,
                     },
-                    _ = shared.abort.cancelled() => d,
+                    _ = shared.lifecycle.abort.cancelled() => d,
                 }
             }
             Err(TrySendError::Closed(d)) => d,

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::control::{ActionTypeDef, EventTypeDef};
-use super::worker::Dispatch;
+use super::definitions::{ActionTypeDef, EventTypeDef};
+use super::dispatch::Dispatch;
 use crate::agent::AgentInfo;
 use crate::ids::{ActionType, AgentId, EventType, ProviderId, RuleId};
 use crate::message::{Event, Problem};
+use crate::outcome::panic_message;
 use crate::rules::{PlannedAction, Proposal, ProviderScope, RuleError, RuleProvider};
 use crate::telemetry::SuppressReason;
 
@@ -223,14 +224,6 @@ impl Routing {
         let entry = Some(entry.clone());
         planned(Verdict::Dispatch(action), entry)
     }
-}
-
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-text payload".to_owned())
 }
 
 /// A planned outcome with the agent it goes to (for dispatches).

@@ -20,10 +20,13 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::dispatch::Dispatch;
 use super::durable::Durable;
-use super::routing::{panic_message, AgentStats};
-use super::HubHandle;
+use super::handle::HubHandle;
+use super::lifecycle::WorkerReport;
+use super::routing::AgentStats;
 use crate::agent::{Agent, AgentError, AgentInfo, CallContext, Reply};
+use crate::outcome::panic_message;
 
 /// A call in flight, owning what it borrows.
 type AgentFuture = Pin<Box<dyn Future<Output = Result<Reply, AgentError>> + Send + 'static>>;
@@ -32,53 +35,21 @@ type AgentFuture = Pin<Box<dyn Future<Output = Result<Reply, AgentError>> + Send
 type ProbeFuture =
     Pin<Box<dyn Future<Output = Option<Result<Value, AgentError>>> + Send + 'static>>;
 use crate::failure::{
-    AgentState, AgentStatus, BreakerPolicy, RetryPolicy, EXHAUSTED_EVENT, RETRIES_EXHAUSTED_ALERT,
+    AgentState, AgentStatus, BreakerPolicy, EXHAUSTED_EVENT, RETRIES_EXHAUSTED_ALERT,
     STATUS_CHANGED_EVENT,
 };
-use crate::ids::AgentId;
 use crate::ids::{ActionId, ActionType, TenantId, UserId};
 use crate::message::Action;
 use crate::message::Timestamp;
 use crate::message::{Event, Origin};
 use crate::publish::Publisher;
 use crate::request::{CallGroup, RequestEntry, RequestSink, RequestState};
-use crate::rules::{ShareScope, Sharing};
+use crate::rules::ShareScope;
 use crate::store::{later, ResultRecord, Settlement, WriteBatch};
-use crate::telemetry::{AbandonReason, Monitor, Sink, TelemetryKind};
+use crate::telemetry::{AbandonReason, Sink, TelemetryKind};
 use tokio_util::time::DelayQueue;
 
 const BATCH: usize = 256;
-
-/// An action on its way to an agent, with the monitor of its event if a client watches it.
-pub(crate) struct Dispatch {
-    pub(crate) action: Action,
-    pub(crate) monitor: Option<Monitor>,
-    pub(crate) request: Option<Arc<RequestEntry>>,
-    pub(crate) sharing: Sharing,
-    /// The rule's or the action type's retry policy; the agent's applies when `None`.
-    pub(crate) retry: Option<RetryPolicy>,
-    /// Where the action may go while the agent is unavailable.
-    pub(crate) fallback: Option<AgentId>,
-    /// When the first attempt started (for the policy's time limit).
-    pub(crate) first_attempt: Option<Instant>,
-    /// In a stateful hub, for a durable action: the attempt this node's lease holds (the
-    /// fencing token its settle names).
-    pub(crate) lease: Option<u32>,
-}
-
-impl Dispatch {
-    /// The same dispatch for the next attempt: the same action id, `attempt` one higher.
-    fn next_attempt(mut self) -> Self {
-        let mut meta = (*self.action.meta).clone();
-        meta.attempt += 1;
-        self.action = Action {
-            meta: Arc::new(meta),
-            payload: self.action.payload.clone(),
-        };
-        self.lease = self.lease.map(|l| l + 1);
-        self
-    }
-}
 
 /// A failed call waiting for its next attempt.
 struct Retry {
@@ -164,12 +135,6 @@ impl Breaker {
         self.failures = 0;
         self.consecutive = 0;
     }
-}
-
-/// What a worker did after shutdown began.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct WorkerReport {
-    pub(crate) abandoned: u64,
 }
 
 pub(crate) struct Worker {
@@ -262,7 +227,7 @@ impl Worker {
         stats: Arc<AgentStats>,
         hub: HubHandle,
     ) -> Self {
-        let cancel = Arc::new(hub.shared.abort.clone());
+        let cancel = Arc::new(hub.shared.lifecycle.abort.clone());
         let durable = hub.shared.durable.clone();
         let breaker = info.breaker.clone().map(Breaker::new);
         Self {
@@ -372,7 +337,7 @@ impl Worker {
             };
             tokio::select! {
                 biased;
-                _ = shared.abort.cancelled() => {
+                _ = shared.lifecycle.abort.cancelled() => {
                     sink.begin();
                     report.abandoned = self.abandon(&mut inflight, &mut rx, &mut sink);
                     sink.flush();
@@ -454,7 +419,7 @@ impl Worker {
                         }
                     }
                 }
-                _ = shared.intake_done.cancelled(), if rx.is_empty() && inflight.is_empty() && self.retries.is_empty() && self.held.is_empty() => break,
+                _ = shared.lifecycle.intake_done.cancelled(), if rx.is_empty() && inflight.is_empty() && self.retries.is_empty() && self.held.is_empty() => break,
             }
             sink.flush();
             if self.durable.is_some() {
@@ -781,8 +746,11 @@ impl Worker {
                 let Some((d, key)) = self.share(d, &entry, sink) else {
                     return;
                 };
-                let group =
-                    CallGroup::new(&entry, d.action.id(), self.hub.shared.abort.child_token());
+                let group = CallGroup::new(
+                    &entry,
+                    d.action.id(),
+                    self.hub.shared.lifecycle.abort.child_token(),
+                );
                 let key = key.map(|(key, identity)| {
                     // A colliding call already in the map keeps it; this one is simply not
                     // joinable.
@@ -865,7 +833,7 @@ impl Worker {
         error: &AgentError,
         group: Option<&GroupRef>,
     ) -> Option<Duration> {
-        if !error.is_retryable() || self.hub.shared.abort.is_cancelled() {
+        if !error.is_retryable() || self.hub.shared.lifecycle.abort.is_cancelled() {
             return None;
         }
         if group.is_some_and(|g| g.group.cancel.is_cancelled()) {

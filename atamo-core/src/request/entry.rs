@@ -7,8 +7,6 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::group::CallGroup;
-use super::store::RequestStore;
 use crate::ids::{ActionId, AgentId, RequestId};
 use crate::message::request::{
     Answer, AnswerError, PartState, PartStatus, RequestOptions, RequestSnapshot, RequestState,
@@ -34,9 +32,24 @@ pub(crate) struct RequestEntry {
     /// Room was made in the log, or the request ended.
     space: Notify,
     bus: Arc<Bus>,
-    store: Weak<RequestStore>,
+    /// Told when the request has finished (the request store, which keeps it for its
+    /// keep-alive time).
+    keeper: Weak<dyn Keeper>,
     /// The calls this request takes part in; told when it ends early.
-    calls: Mutex<Vec<Weak<CallGroup>>>,
+    calls: Mutex<Vec<Weak<dyn SharedCall>>>,
+}
+
+/// Keeps finished requests: told once when a request finishes.
+pub(crate) trait Keeper: Send + Sync {
+    /// `entry` has just finished.
+    fn finished(&self, entry: &RequestEntry);
+}
+
+/// An agent call shared by identical requests: told when a member request ends early, so
+/// that the call can be cancelled once no member is left.
+pub(crate) trait SharedCall: Send + Sync {
+    /// A member request ended early.
+    fn member_ended(&self);
 }
 
 struct Inner {
@@ -87,7 +100,7 @@ impl RequestEntry {
         capacity: usize,
         cancel: CancellationToken,
         bus: Arc<Bus>,
-        store: Weak<RequestStore>,
+        keeper: Weak<dyn Keeper>,
     ) -> Self {
         Self {
             id: event.request.unwrap_or_else(RequestId::generate),
@@ -109,17 +122,17 @@ impl RequestEntry {
             changed: Notify::new(),
             space: Notify::new(),
             bus,
-            store,
+            keeper,
             calls: Mutex::new(Vec::new()),
         }
     }
 
-    pub(crate) fn watch(&self, group: &Arc<CallGroup>) {
+    pub(crate) fn watch(&self, call: Weak<dyn SharedCall>) {
         let mut calls = match self.calls.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        calls.push(Arc::downgrade(group));
+        calls.push(call);
     }
 
     pub(crate) fn is_final(&self) -> bool {
@@ -357,8 +370,8 @@ impl RequestEntry {
             request_id: self.id,
             state,
         });
-        if let Some(store) = self.store.upgrade() {
-            store.finished(self);
+        if let Some(keeper) = self.keeper.upgrade() {
+            keeper.finished(self);
         }
     }
 
@@ -436,14 +449,6 @@ fn approx_size(v: &Value) -> usize {
                 .sum::<usize>()
         }
     }
-}
-
-/// The answer side of one agent call: what [`CallContext::answer`](crate::CallContext::answer)
-/// writes to. It fans out to every request sharing the call.
-#[derive(Clone)]
-pub(crate) struct RequestSink {
-    pub(crate) group: Arc<CallGroup>,
-    pub(crate) request_id: RequestId,
 }
 
 /// A request's updates: first everything still kept, then live, until

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::entry::RequestEntry;
-use crate::ids::ActionId;
+use super::entry::{RequestEntry, SharedCall};
+use crate::ids::{ActionId, RequestId};
 use crate::message::request::AnswerError;
 
 /// How many answers a call keeps for requests that join it late.
@@ -48,8 +48,13 @@ impl CallGroup {
                 closed: false,
             }),
         });
-        entry.watch(&group);
+        entry.watch(Self::as_shared(&group));
         group
+    }
+
+    fn as_shared(group: &Arc<Self>) -> std::sync::Weak<dyn SharedCall> {
+        let weak: std::sync::Weak<Self> = Arc::downgrade(group);
+        weak
     }
 
     fn lock(&self) -> MutexGuard<'_, GroupInner> {
@@ -71,7 +76,7 @@ impl CallGroup {
         }
         inner.members.push((entry.clone(), action));
         drop(inner);
-        entry.watch(self);
+        entry.watch(Self::as_shared(self));
         true
     }
 
@@ -116,12 +121,22 @@ impl CallGroup {
         inner.closed = true;
         inner.members.clone()
     }
+}
 
+impl SharedCall for CallGroup {
     /// A member request ended early: cancel the call once no member is left running.
-    pub(crate) fn member_ended(&self) {
+    fn member_ended(&self) {
         let all_ended = self.lock().members.iter().all(|(e, _)| e.is_final());
         if all_ended {
             self.cancel.cancel();
         }
     }
+}
+
+/// The answer side of one agent call: what [`CallContext::answer`](crate::CallContext::answer)
+/// writes to. It fans out to every request sharing the call.
+#[derive(Clone)]
+pub(crate) struct RequestSink {
+    pub(crate) group: Arc<CallGroup>,
+    pub(crate) request_id: RequestId,
 }

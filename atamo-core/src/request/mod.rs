@@ -29,6 +29,6 @@ pub use crate::message::request::{
     RequestState, RequestStatus, RequestUpdate, WaitError,
 };
 pub use entry::AnswerStream;
-pub(crate) use entry::{RequestEntry, RequestSink};
-pub(crate) use group::CallGroup;
+pub(crate) use entry::{Keeper, RequestEntry};
+pub(crate) use group::{CallGroup, RequestSink};
 pub(crate) use store::{Found, RequestStore, StoreConfig};

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
-use super::entry::RequestEntry;
+use super::entry::{Keeper, RequestEntry};
 use crate::ids::RequestId;
 use crate::message::request::RequestState;
 use crate::telemetry::{Bus, ExpiryReason, TelemetryKind};
@@ -119,17 +119,6 @@ impl RequestStore {
     /// Takes back a request that was never accepted.
     pub(crate) fn remove(&self, id: &RequestId) {
         self.active.remove(id);
-    }
-
-    /// Called by an entry once it has ended: queued to move to the keep-alive cache on the
-    /// next sweep (until then it is found in the running map).
-    pub(crate) fn finished(&self, entry: &RequestEntry) {
-        let keep = entry.options.keep_alive.unwrap_or(self.config.keep_alive);
-        let mut finished = match self.finished.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        finished.push(Finished { id: entry.id, keep });
     }
 
     /// Moves finished requests into the cache (into the cache first, then out of the running
@@ -238,5 +227,18 @@ async fn run_timers(
                 }
             }
         }
+    }
+}
+
+impl Keeper for RequestStore {
+    /// Called by an entry once it has ended: queued to move to the keep-alive cache on the
+    /// next sweep (until then it is found in the running map).
+    fn finished(&self, entry: &RequestEntry) {
+        let keep = entry.options.keep_alive.unwrap_or(self.config.keep_alive);
+        let mut finished = match self.finished.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        finished.push(Finished { id: entry.id, keep });
     }
 }
