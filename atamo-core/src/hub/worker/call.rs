@@ -69,11 +69,11 @@ impl InFlight {
         }
     }
 
-    /// Polls the call once, without a waker: `Ok` when it is already done.
-    pub(super) fn poll_now(mut self) -> Result<Done, Self> {
-        match Pin::new(&mut self).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(done) => Ok(done),
-            Poll::Pending => Err(self),
+    /// Polls the call once, without a waker: its end, when it is already done.
+    pub(super) fn poll_now(&mut self) -> Option<Done> {
+        match Pin::new(self).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(done) => Some(done),
+            Poll::Pending => None,
         }
     }
 

@@ -286,7 +286,7 @@ impl Worker {
         let started = Instant::now();
         d.first_attempt.get_or_insert(started);
         let action = d.action.clone();
-        let call = InFlight::start(
+        let mut call = InFlight::start(
             &self.agent,
             self.info.call_timeout,
             action,
@@ -296,8 +296,8 @@ impl Worker {
             started,
         );
         match call.poll_now() {
-            Ok(done) => self.finish(done, sink),
-            Err(call) => inflight.push(call),
+            Some(done) => self.finish(done, sink),
+            None => inflight.push(call),
         }
     }
 
