@@ -1,0 +1,11 @@
+//! The routing task ([`run`]): takes accepted events in batches, asks the rule providers, and
+//! queues the resulting actions for their agents' workers. How a batch is accepted, stateless
+//! or committed to a store first, is [`acceptance`]'s concern; [`commit`] holds a stateful
+//! hub's pipeline of batch writes, and [`deliver`] queues actions on their agents.
+
+mod acceptance;
+mod commit;
+mod deliver;
+mod run;
+
+pub(crate) use run::{Router, RouterReport};
