@@ -8,7 +8,7 @@
 //!   The error decides whether trying again can help: `Permanent` and `Cancelled` never are.
 //! - When an action fails for good (a permanent error, or retries exhausted), it goes to the
 //!   dead-letter store (list, inspect, redrive through [`Control`](crate::Control)), a
-//!   `retries_exhausted` alert is recorded, and an `atamo.action.exhausted` event is published
+//!   [`AlertKind::RetriesExhausted`](crate::telemetry::AlertKind) alert is recorded, and an `atamo.action.exhausted` event is published
 //!   for the same user and correlation id, so rules can send it to whoever should know.
 //! - A [`BreakerPolicy`] opens an agent's circuit when too many calls fail; while open no call
 //!   reaches it, and after a cool-down one probe call decides whether it closes again.
@@ -26,8 +26,6 @@ pub use crate::status::{AgentState, AgentStatus};
 pub const EXHAUSTED_EVENT: &str = "atamo.action.exhausted";
 /// The event type published when an agent's status changes.
 pub const STATUS_CHANGED_EVENT: &str = "atamo.agent.status_changed";
-/// The alert recorded when an action fails for good.
-pub const RETRIES_EXHAUSTED_ALERT: &str = "retries_exhausted";
 
 /// An action that failed for good, kept so that it can be inspected and sent again.
 #[derive(Debug, Clone, Serialize)]

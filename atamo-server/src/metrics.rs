@@ -81,8 +81,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atamo_core::failure::{AgentState, RETRIES_EXHAUSTED_ALERT};
+use atamo_core::failure::AgentState;
 use atamo_core::message::Problem;
+use atamo_core::telemetry::AlertKind;
 use atamo_core::telemetry::{
     ProcessChange, TelemetryEvent, TelemetryKind, TelemetryRecvError, TelemetrySubscriber,
 };
@@ -117,8 +118,6 @@ const UNREGISTERED: &str = "(unregistered)";
 const OTHER_ROUTE: &str = "(other)";
 /// The most method and route pairs the HTTP metrics keep apart.
 const MAX_HTTP_ROUTES: usize = 256;
-/// The alert `atamo-agents` raises when a process agent's restarts keep failing.
-const AGENT_OFFLINE_ALERT: &str = "agent_offline";
 /// The shortest time between two warnings about missed telemetry.
 const MISSED_WARNING_EVERY: Duration = Duration::from_secs(10);
 
@@ -707,7 +706,7 @@ impl Tally {
                     .inc();
                 if matches!(change, ProcessChange::Started { .. }) {
                     self.resolve(AlertLabels {
-                        alert: AGENT_OFFLINE_ALERT.to_owned(),
+                        alert: AlertKind::AgentOffline.to_string(),
                         agent: agent.to_string(),
                     });
                 }
@@ -719,7 +718,7 @@ impl Tally {
                 ..
             } => {
                 let labels = AlertLabels {
-                    alert: alert.clone(),
+                    alert: alert.to_string(),
                     agent: agent.as_ref().map(|a| a.to_string()).unwrap_or_default(),
                 };
                 if !*raised {
@@ -728,7 +727,7 @@ impl Tally {
                 }
                 self.m.alerts_raised.get_or_create(&labels).inc();
                 // A notification of a single failure: nothing resolves it.
-                if alert != RETRIES_EXHAUSTED_ALERT {
+                if !alert.is_notification() {
                     self.m.alerts_firing.get_or_create(&labels).set(1);
                     self.firing.insert(labels);
                 }
@@ -1701,7 +1700,7 @@ mod tests {
 
     fn alert(alert: &str, agent: &str, raised: bool) -> TelemetryKind {
         TelemetryKind::Alert {
-            alert: alert.to_owned(),
+            alert: alert.parse().expect("an alert kind"),
             agent: Some(AgentId::from(agent)),
             raised,
             detail: String::new(),

@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use atamo_core::alerts::{
     AgentThresholds, AlertConfig, AlertMonitor, ErrorRateThreshold, LatencyThreshold,
-    QueueDepthThreshold, ThroughputThreshold, ALERT_EVENT_TYPE, ERROR_RATE, LATENCY_P95,
-    QUEUE_DEPTH, THROUGHPUT_LOW,
+    QueueDepthThreshold, ThroughputThreshold, ALERT_EVENT_TYPE,
 };
 use atamo_core::rules::{PlannedAction, Proposal, ProviderScope};
-use atamo_core::telemetry::TelemetryKind;
+use atamo_core::telemetry::{AlertKind, TelemetryKind};
 use atamo_core::{
     agent_fn, ActionTypeDef, AgentError, AgentSpec, Event, EventTypeDef, GroupId, Hub, HubHandle,
     Principal, Reply, TryPublishError,
@@ -25,7 +24,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// The alerts an [`AlertMonitor`] raises.
-const MONITOR_ALERTS: [&str; 4] = [ERROR_RATE, LATENCY_P95, THROUGHPUT_LOW, QUEUE_DEPTH];
+const MONITOR_ALERTS: [AlertKind; 4] = [ERROR_RATE, LATENCY_P95, THROUGHPUT_LOW, QUEUE_DEPTH];
+const ERROR_RATE: AlertKind = AlertKind::ErrorRate;
+const LATENCY_P95: AlertKind = AlertKind::LatencyP95;
+const THROUGHPUT_LOW: AlertKind = AlertKind::ThroughputLow;
+const QUEUE_DEPTH: AlertKind = AlertKind::QueueDepth;
 
 /// The most virtual time any one test may take.
 const TEST_BUDGET: Duration = Duration::from_secs(900);
@@ -91,7 +94,7 @@ impl Scenario {
 
     /// (alert, agent, raised) of every `alert` telemetry step of the monitor, in order (the
     /// hub raises alerts of its own, such as `retries_exhausted`).
-    fn alert_steps(&self) -> Vec<(String, String, bool)> {
+    fn alert_steps(&self) -> Vec<(AlertKind, String, bool)> {
         self.rec
             .events()
             .iter()
@@ -101,8 +104,8 @@ impl Scenario {
                     agent,
                     raised,
                     ..
-                } if MONITOR_ALERTS.contains(&alert.as_str()) => {
-                    Some((alert.clone(), agent.as_ref().unwrap().to_string(), *raised))
+                } if MONITOR_ALERTS.contains(alert) => {
+                    Some((*alert, agent.as_ref().unwrap().to_string(), *raised))
                 }
                 _ => None,
             })
@@ -115,9 +118,7 @@ impl Scenario {
             .events()
             .iter()
             .filter_map(|e| match &e.kind {
-                TelemetryKind::Alert { alert, detail, .. }
-                    if MONITOR_ALERTS.contains(&alert.as_str()) =>
-                {
+                TelemetryKind::Alert { alert, detail, .. } if MONITOR_ALERTS.contains(alert) => {
                     Some(detail.clone())
                 }
                 _ => None,
@@ -149,7 +150,7 @@ impl Scenario {
             .iter()
             .map(|p| {
                 (
-                    p["alert"].as_str().unwrap().to_owned(),
+                    p["alert"].as_str().unwrap().parse::<AlertKind>().unwrap(),
                     p["agent"].as_str().unwrap().to_owned(),
                     p["raised"].as_bool().unwrap(),
                 )
@@ -163,7 +164,7 @@ impl Scenario {
         assert_eq!(details, self.alert_details());
     }
 
-    fn is_active(&self, alert: &str, agent: &str) -> bool {
+    fn is_active(&self, alert: AlertKind, agent: &str) -> bool {
         self.monitor
             .active()
             .iter()
@@ -288,7 +289,7 @@ async fn error_rate_is_raised_when_an_agent_fails_ten_percent_and_resolved_after
 
         // Still failing for a while: the alert stays, and is not raised again.
         tokio::time::sleep(secs(10)).await;
-        assert_eq!(s.alert_steps(), [(ERROR_RATE.into(), "flaky".into(), true)]);
+        assert_eq!(s.alert_steps(), [(ERROR_RATE, "flaky".into(), true)]);
         assert!(s.is_active(ERROR_RATE, "flaky"));
 
         // Recovered: resolved once the failures have slid out of the window far enough to be
@@ -307,8 +308,8 @@ async fn error_rate_is_raised_when_an_agent_fails_ten_percent_and_resolved_after
         assert_eq!(
             s.alert_steps(),
             [
-                (ERROR_RATE.into(), "flaky".into(), true),
-                (ERROR_RATE.into(), "flaky".into(), false),
+                (ERROR_RATE, "flaky".into(), true),
+                (ERROR_RATE, "flaky".into(), false),
             ]
         );
         s.owner_got(2).await;
@@ -382,8 +383,8 @@ async fn latency_p95_is_raised_for_a_slow_agent_and_resolved_when_it_speeds_up()
         assert_eq!(
             s.alert_steps(),
             [
-                (LATENCY_P95.into(), "slow".into(), true),
-                (LATENCY_P95.into(), "slow".into(), false),
+                (LATENCY_P95, "slow".into(), true),
+                (LATENCY_P95, "slow".into(), false),
             ]
         );
         s.owner_got(2).await;
@@ -448,9 +449,9 @@ async fn throughput_low_fires_without_any_traffic_after_one_window_and_resolves_
         assert_eq!(
             s.alert_steps(),
             [
-                (THROUGHPUT_LOW.into(), "feed".into(), true),
-                (THROUGHPUT_LOW.into(), "feed".into(), false),
-                (THROUGHPUT_LOW.into(), "feed".into(), true),
+                (THROUGHPUT_LOW, "feed".into(), true),
+                (THROUGHPUT_LOW, "feed".into(), false),
+                (THROUGHPUT_LOW, "feed".into(), true),
             ]
         );
         s.owner_got(3).await;
@@ -525,8 +526,8 @@ async fn queue_depth_is_raised_when_a_queue_stays_long_and_resolved_once_it_drai
         assert_eq!(
             s.alert_steps(),
             [
-                (QUEUE_DEPTH.into(), "jammed".into(), true),
-                (QUEUE_DEPTH.into(), "jammed".into(), false),
+                (QUEUE_DEPTH, "jammed".into(), true),
+                (QUEUE_DEPTH, "jammed".into(), false),
             ]
         );
         // The raise event waited behind the jammed queue; both arrive once it drains.
@@ -572,10 +573,7 @@ async fn per_agent_thresholds_override_the_default() {
             traffic(h.clone(), "quiet", every, on()),
         ];
         tokio::time::sleep(secs(20)).await;
-        assert_eq!(
-            s.alert_steps(),
-            [(ERROR_RATE.into(), "strict".into(), true)]
-        );
+        assert_eq!(s.alert_steps(), [(ERROR_RATE, "strict".into(), true)]);
         let active = s.monitor.active();
         assert_eq!(active.len(), 1);
         assert_eq!(active[0].agent.as_str(), "strict");
@@ -599,10 +597,7 @@ async fn an_alert_is_not_raised_twice_while_active() {
         let s = Scenario::new(vec![AgentSpec::new("idle", idle.agent())], config);
         // Sixty samples, all below the floor: one alert.
         tokio::time::sleep(secs(60)).await;
-        assert_eq!(
-            s.alert_steps(),
-            [(THROUGHPUT_LOW.into(), "idle".into(), true)]
-        );
+        assert_eq!(s.alert_steps(), [(THROUGHPUT_LOW, "idle".into(), true)]);
         assert_eq!(s.monitor.active().len(), 1);
         s.owner_got(1).await;
         s.finish(vec![]).await;

@@ -163,7 +163,7 @@ async fn a_permanent_error_is_not_retried_and_is_dead_lettered_then_redriven() {
     // The alert was recorded.
     assert!(rec.events().iter().any(|e| matches!(
         &e.kind,
-        atamo_core::TelemetryKind::Alert { alert, raised: true, .. } if alert == "retries_exhausted"
+        atamo_core::TelemetryKind::Alert { alert, raised: true, .. } if *alert == atamo_core::telemetry::AlertKind::RetriesExhausted
     )));
 
     // Fixed: redrive delivers the same action again, and it leaves the store.

@@ -173,7 +173,7 @@ async fn offline(
         reason: reason.clone(),
     });
     shared.record_kind(TelemetryKind::Alert {
-        alert: "agent_offline".to_owned(),
+        alert: atamo_core::telemetry::AlertKind::AgentOffline,
         agent: Some(shared.id.clone()),
         raised: true,
         detail: format!(

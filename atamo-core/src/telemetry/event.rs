@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::alert::AlertKind;
 use super::report::ShutdownReport;
 use crate::ids::{
     ActionId, ActionType, AgentId, CorrelationId, EventId, ProviderId, RequestId, RuleId,
@@ -306,8 +307,8 @@ pub enum TelemetryKind {
     },
     /// An alert was raised or resolved.
     Alert {
-        /// What it is about, such as `agent_offline`.
-        alert: String,
+        /// What it is about.
+        alert: AlertKind,
         /// The agent concerned, if any.
         #[serde(skip_serializing_if = "Option::is_none")]
         agent: Option<AgentId>,

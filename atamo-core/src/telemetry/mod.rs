@@ -11,11 +11,13 @@
 //! behind loses the oldest events and is told how many with
 //! [`TelemetryRecvError::Lagged`].
 
+mod alert;
 mod bus;
 mod event;
 mod monitor;
 mod report;
 
+pub use alert::{AlertKind, UnknownAlertKind};
 pub(crate) use bus::{Bus, Sink, SinkParts};
 pub use bus::{TelemetryBatch, TelemetryRecvError, TelemetrySubscriber};
 pub use event::{

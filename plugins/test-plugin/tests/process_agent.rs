@@ -599,7 +599,7 @@ async fn after_too_many_failed_restarts_the_agent_goes_offline_and_calls_fail_fa
             detail,
         } = event.kind
         {
-            assert_eq!(alert, "agent_offline");
+            assert_eq!(alert, atamo_core::telemetry::AlertKind::AgentOffline);
             assert_eq!(a.as_str(), "agent");
             assert!(raised);
             assert!(detail.contains("3 restarts in a row failed"), "{detail}");

@@ -1,12 +1,12 @@
 //! An action that failed for good: kept as a dead letter, alerted on, and published as an
 //! `atamo.action.exhausted` event that rules can route.
 
-use crate::failure::{EXHAUSTED_EVENT, RETRIES_EXHAUSTED_ALERT, STATUS_CHANGED_EVENT};
+use crate::failure::{EXHAUSTED_EVENT, STATUS_CHANGED_EVENT};
 use crate::hub::dispatch::Dispatch;
 use crate::hub::handle::HubHandle;
 use crate::message::{Event, Origin};
 use crate::outcome::AgentError;
-use crate::telemetry::{Sink, TelemetryKind};
+use crate::telemetry::{AlertKind, Sink, TelemetryKind};
 
 /// An action failed for good: keep it as a dead letter, raise the alert, and publish the
 /// `atamo.action.exhausted` event for the same user and correlation id (unless the action
@@ -27,7 +27,7 @@ pub(super) fn dead_letter(hub: &HubHandle, d: &Dispatch, error: &AgentError, sin
     );
     sink.emit(
         TelemetryKind::Alert {
-            alert: RETRIES_EXHAUSTED_ALERT.to_owned(),
+            alert: AlertKind::RetriesExhausted,
             agent: Some(meta.agent.clone()),
             raised: true,
             detail: format!(
