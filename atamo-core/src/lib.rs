@@ -60,6 +60,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod blocking;
 pub mod failure;
 pub mod hub;
 pub mod ids;
