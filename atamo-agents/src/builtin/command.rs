@@ -45,8 +45,8 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use atamo_core::async_trait;
 use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
+use atamo_core::async_trait;
 use atamo_core::request::AnswerError;
 use atamo_core::Action;
 use serde::Deserialize;

@@ -30,8 +30,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use atamo_core::async_trait;
 use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
+use atamo_core::async_trait;
 use atamo_core::Action;
 use lettre::message::{header::ContentType, Mailbox, Mailboxes, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;

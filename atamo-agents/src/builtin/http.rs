@@ -36,8 +36,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use atamo_core::async_trait;
 use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
+use atamo_core::async_trait;
 use atamo_core::message::Action;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};

@@ -4,14 +4,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use atamo_core::async_trait;
 use atamo_core::agent::{AgentError, CallContext, Reply};
+use atamo_core::async_trait;
 use atamo_core::request::AnswerError;
 use atamo_core::Action;
 use atamo_plugin_abi::{
     AtamoBytes, ATAMO_EMIT_DATA, ATAMO_EMIT_END_ERR, ATAMO_EMIT_END_OK, ATAMO_ERR_PANIC, ATAMO_OK,
 };
-use atamo_plugin_sdk::protocol::{CallError, CallRequest, Role};
+use atamo_plugin_protocol::{CallError, CallRequest, Role};
 use serde_json::Value;
 
 use super::error::LoadError;
@@ -321,9 +321,11 @@ impl atamo_core::Agent for NativeAgent {
                 }
                 ATAMO_EMIT_END_ERR => {
                     guard.ended = true;
-                    let error: CallError = serde_json::from_slice(payload.bytes())
-                        .unwrap_or_else(|e| CallError::Permanent {
-                            reason: format!("unreadable error from the plugin: {e}"),
+                    let error: CallError =
+                        serde_json::from_slice(payload.bytes()).unwrap_or_else(|e| {
+                            CallError::Permanent {
+                                reason: format!("unreadable error from the plugin: {e}"),
+                            }
                         });
                     return Err(agent_error(error));
                 }
@@ -344,7 +346,7 @@ mod tests {
     use atamo_core::ids::RuleId;
     use atamo_core::rules::{PlannedAction, Proposal, ProviderScope};
     use atamo_core::{agent_fn, ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, Principal};
-    use atamo_plugin_sdk::protocol::CallRequest;
+    use atamo_plugin_protocol::CallRequest;
     use serde_json::json;
 
     #[tokio::test]

@@ -71,8 +71,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use atamo_core::async_trait;
 use atamo_core::agent::{Agent, AgentError, CallContext, Reply};
+use atamo_core::async_trait;
 use atamo_core::message::Action;
 use atamo_core::request::AnswerError;
 use serde::Deserialize;
