@@ -18,7 +18,7 @@ use super::error::ProcessError;
 use super::spec::ProcessSpec;
 use super::state::{Link, ProcessState, Shared, StopHow};
 use super::supervise::{supervise, Command};
-use crate::native::{agent_error, call_request};
+use crate::wire::{agent_error, call_request};
 
 /// An agent whose work is done by a separate program speaking JSON lines over its stdin and
 /// stdout (see [`atamo_plugin_protocol`]), started and supervised by the hub.
