@@ -26,6 +26,7 @@ pub mod native;
 pub mod process;
 pub mod registration;
 pub mod schema;
+mod wire;
 
 pub use channel::{ChannelAgent, Delivery};
 pub use log::LogAgent;

@@ -2,12 +2,11 @@
 
 use std::sync::Arc;
 
+use atamo_plugin_protocol::CallError;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-
-use crate::protocol::CallError;
 
 /// What a call sends back to the host.
 #[derive(Debug)]

@@ -249,6 +249,7 @@ mod tests {
     use super::*;
 
     struct A;
+    #[async_trait::async_trait]
     impl PluginAgent for A {
         type Config = serde_json::Value;
         const DESCRIPTION: &'static str = "says \"hi\"\\";
@@ -257,7 +258,7 @@ mod tests {
             Ok(A)
         }
         async fn call(
-            self: std::sync::Arc<Self>,
+            &self,
             _: crate::CallRequest,
             _: crate::Call,
         ) -> Result<Option<serde_json::Value>, crate::CallError> {
@@ -271,7 +272,8 @@ mod tests {
         const N: usize = description_len(KINDS);
         static D: [u8; N] = description(KINDS);
         assert_eq!(D[N - 1], 0);
-        let parsed: crate::protocol::Description = serde_json::from_slice(&D[..N - 1]).unwrap();
+        let parsed: atamo_plugin_protocol::Description =
+            serde_json::from_slice(&D[..N - 1]).unwrap();
         assert_eq!(parsed.kinds.len(), 2);
         assert_eq!(parsed.kinds[1].name, "b\"");
         assert_eq!(parsed.kinds[0].description, "says \"hi\"\\");

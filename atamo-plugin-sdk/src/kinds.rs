@@ -5,17 +5,46 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use atamo_plugin_protocol::{
+    CallError, CallRequest, Description, EventIn, KindInfo, ProposalOut, Role,
+};
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::call::{Call, Emit};
-use crate::protocol::{CallError, CallRequest, Description, EventIn, KindInfo, ProposalOut, Role};
 
 /// An agent a plugin offers: performs actions.
 ///
 /// One value is made per registration with [`PluginAgent::new`] from the registration's init
-/// metadata; the hub may run many calls on it at once.
+/// metadata; the hub may run many calls on it at once. Implement it with
+/// [`async_trait`](crate::async_trait): `call` borrows `self`, so state can live in the agent
+/// itself, and the SDK keeps the instance alive until every call on it has ended.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use atamo_plugin_sdk::{async_trait, json, Call, CallError, CallRequest, PluginAgent, Value};
+///
+/// pub struct Counter {
+///     calls: AtomicU64,
+/// }
+///
+/// #[async_trait]
+/// impl PluginAgent for Counter {
+///     type Config = Value;
+///
+///     fn new(_config: Value) -> Result<Self, String> {
+///         Ok(Self { calls: AtomicU64::new(0) })
+///     }
+///
+///     async fn call(&self, request: CallRequest, _call: Call) -> Result<Option<Value>, CallError> {
+///         let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+///         Ok(Some(json!({ "call": n, "action": request.action_type })))
+///     }
+/// }
+/// ```
+#[async_trait]
 pub trait PluginAgent: Sized + Send + Sync + 'static {
     /// The init metadata, deserialized. Use `#[serde(deny_unknown_fields)]` to refuse typos.
     type Config: DeserializeOwned;
@@ -31,11 +60,7 @@ pub trait PluginAgent: Sized + Send + Sync + 'static {
     fn new(config: Self::Config) -> Result<Self, String>;
 
     /// Performs one action. Send answers with [`Call::emit`]; return the final result.
-    fn call(
-        self: Arc<Self>,
-        request: CallRequest,
-        call: Call,
-    ) -> impl Future<Output = Result<Option<Value>, CallError>> + Send;
+    async fn call(&self, request: CallRequest, call: Call) -> Result<Option<Value>, CallError>;
 
     /// Answers a health check; an error marks the agent unhealthy.
     fn health(&self) -> Result<Value, String> {
@@ -64,21 +89,24 @@ pub trait PluginRuleProvider: Sized + Send + Sync + 'static {
     fn evaluate(&self, event: &EventIn) -> Result<Vec<ProposalOut>, String>;
 }
 
-pub(crate) type CallFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, CallError>> + Send>>;
+/// A call in progress, borrowing the agent it runs on.
+pub(crate) type CallFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Value>, CallError>> + Send + 'a>>;
 
-/// An agent with its type erased.
+/// An agent with its type erased. The future `call` returns borrows the agent; [`run_call`]
+/// owns an `Arc` of it for as long as the future runs.
 pub(crate) trait DynAgent: Send + Sync {
-    fn call(&self, request: CallRequest, call: Call) -> CallFuture;
+    fn call(&self, request: CallRequest, call: Call) -> CallFuture<'_>;
     fn health(&self) -> Result<Value, String>;
 }
 
-impl<T: PluginAgent> DynAgent for Arc<T> {
-    fn call(&self, request: CallRequest, call: Call) -> CallFuture {
-        Box::pin(PluginAgent::call(self.clone(), request, call))
+impl<T: PluginAgent> DynAgent for T {
+    fn call(&self, request: CallRequest, call: Call) -> CallFuture<'_> {
+        PluginAgent::call(self, request, call)
     }
 
     fn health(&self) -> Result<Value, String> {
-        PluginAgent::health(&**self)
+        PluginAgent::health(self)
     }
 }
 
@@ -159,7 +187,7 @@ impl Plugin {
             schema: T::CONFIG_SCHEMA,
             make: |config| {
                 let config = parse_config::<T::Config>(config)?;
-                Ok(Made::Agent(Arc::new(Arc::new(T::new(config)?))))
+                Ok(Made::Agent(Arc::new(T::new(config)?)))
             },
         });
         self
@@ -230,6 +258,8 @@ fn parse_config<C: DeserializeOwned>(config: Value) -> Result<C, String> {
 }
 
 /// Runs one call to its end on the current runtime, catching a panic, and sends the end.
+/// Holds `agent` until then, so the instance outlives every call on it even when the host
+/// drops it meanwhile.
 pub(crate) async fn run_call(agent: Arc<dyn DynAgent>, request: CallRequest, call: Call) {
     let future =
         match std::panic::catch_unwind(AssertUnwindSafe(|| agent.call(request, call.clone()))) {

@@ -18,11 +18,11 @@ use atamo_plugin_abi::{
     ATAMO_ERR_UNKNOWN_KIND, ATAMO_ERR_UNSUPPORTED, ATAMO_LOG_DEBUG, ATAMO_LOG_ERROR,
     ATAMO_LOG_INFO, ATAMO_LOG_TRACE, ATAMO_LOG_WARN, ATAMO_OK,
 };
+use atamo_plugin_protocol::{CallRequest, EvaluateOut, EventIn};
 use serde_json::Value;
 
 use crate::call::{Call, Emit, Sink};
 use crate::kinds::{run_call, DynAgent, DynProvider, Made, MakeError, Plugin};
-use crate::protocol::{CallRequest, EvaluateOut, EventIn};
 
 /// The host's callbacks, copied out of the `AtamoHostApi` given to `init`.
 struct HostApi {

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use atamo_plugin_protocol::{CallError, HostMessage, PluginMessage, PROCESS_PROTOCOL_VERSION};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -16,7 +17,6 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 
 use crate::call::{Call, Emit, Sink};
 use crate::kinds::{run_call, Made, MakeError, Plugin};
-use crate::protocol::{CallError, HostMessage, PluginMessage, PROCESS_PROTOCOL_VERSION};
 
 /// The longest line accepted from the host, in bytes.
 pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;

@@ -2,7 +2,7 @@
 """An Atamo process agent in Python, with nothing but the standard library.
 
 The hub starts this program, writes one JSON object per line to its stdin and reads one JSON
-object per line from its stdout (the protocol of atamo_plugin_sdk::protocol, version 1).
+object per line from its stdout (the protocol of the atamo-plugin-protocol crate, version 1).
 Stdout carries protocol lines only; logging goes to stderr, which the hub copies into its log.
 
 Agent kind `words`. Action types:

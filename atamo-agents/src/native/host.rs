@@ -8,7 +8,7 @@ use atamo_plugin_abi::{
     AtamoBuffer, AtamoBytes, AtamoHostApi, ATAMO_EMIT_DATA, ATAMO_LOG_DEBUG, ATAMO_LOG_ERROR,
     ATAMO_LOG_INFO, ATAMO_LOG_WARN, ATAMO_OK,
 };
-use atamo_plugin_sdk::protocol::Role;
+use atamo_plugin_protocol::Role;
 use dashmap::DashMap;
 use futures_util::task::AtomicWaker;
 use serde_json::Value;

@@ -11,7 +11,7 @@ use atamo_plugin_abi::{
     AtamoPluginDeclaration, AtamoPluginHeader, AtamoPluginVTable, ATAMO_ABI_MAJOR, ATAMO_ABI_MINOR,
     ATAMO_FLAG_PANIC_UNWIND, ATAMO_PLUGIN_MAGIC, BUILD_TARGET, DECLARATION_SYMBOL,
 };
-use atamo_plugin_sdk::protocol::{Description, Role};
+use atamo_plugin_protocol::{Description, Role};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -37,7 +37,7 @@ pub struct PluginInfo {
     /// Whether it was built with panic=unwind, so its panics are caught at the boundary.
     pub panic_unwind: bool,
     /// The kinds it offers, with their config schemas.
-    pub kinds: Vec<atamo_plugin_sdk::protocol::KindInfo>,
+    pub kinds: Vec<atamo_plugin_protocol::KindInfo>,
 }
 
 /// A loaded plugin library. Libraries are never unloaded: code of a plugin may still be running
@@ -68,7 +68,7 @@ impl NativePlugin {
         &self,
         kind: &str,
         role: Role,
-    ) -> Result<&atamo_plugin_sdk::protocol::KindInfo, LoadError> {
+    ) -> Result<&atamo_plugin_protocol::KindInfo, LoadError> {
         self.info
             .kinds
             .iter()

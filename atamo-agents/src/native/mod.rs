@@ -31,6 +31,3 @@ pub use agent::NativeAgent;
 pub use error::LoadError;
 pub use loader::{inspect, NativePlugin, PluginInfo, PluginLoader};
 pub use provider::NativeRuleProvider;
-
-#[allow(unused_imports)] // shared with the process agents
-pub(crate) use agent::{agent_error, call_request};

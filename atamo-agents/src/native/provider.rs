@@ -7,7 +7,7 @@ use atamo_core::ids::{ProviderId, RuleId};
 use atamo_core::rules::{PlannedAction, Proposal, RuleError, RuleProvider, ShareScope, Sharing};
 use atamo_core::{Event, Principal};
 use atamo_plugin_abi::{AtamoBytes, ATAMO_ERR_PANIC, ATAMO_OK};
-use atamo_plugin_sdk::protocol::{EvaluateOut, EventIn, Role};
+use atamo_plugin_protocol::{EvaluateOut, EventIn, Role};
 use serde_json::Value;
 
 use super::error::LoadError;

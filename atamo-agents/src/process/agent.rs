@@ -7,8 +7,8 @@ use atamo_core::agent::{AgentError, CallContext, Reply};
 use atamo_core::async_trait;
 use atamo_core::request::AnswerError;
 use atamo_core::telemetry::ProcessChange;
-use atamo_core::{Action, AgentId, Control, TelemetryKind};
-use atamo_plugin_sdk::protocol::HostMessage;
+use atamo_core::{Action, AgentId, Control};
+use atamo_plugin_protocol::HostMessage;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -16,18 +16,19 @@ use tracing::Instrument;
 use super::conn::{self, Conn, Delivery};
 use super::error::ProcessError;
 use super::spec::ProcessSpec;
+use super::state::{Link, ProcessState, Shared, StopHow};
 use super::supervise::{supervise, Command};
-use crate::native::{agent_error, call_request};
+use crate::wire::{agent_error, call_request};
 
 /// An agent whose work is done by a separate program speaking JSON lines over its stdin and
-/// stdout (see [`atamo_plugin_sdk::protocol`]), started and supervised by the hub.
+/// stdout (see [`atamo_plugin_protocol`]), started and supervised by the hub.
 ///
 /// [`ProcessAgent::start`] runs the program and returns once it has answered the `hello`, so
 /// a program that cannot start, speaks another protocol version or refuses its config is
 /// reported at once. From then on a supervisor task watches it: it pings the process, kills
 /// it when it hangs or writes garbage, restarts it with exponential backoff when it ends, and
 /// takes the agent offline after too many failed restarts in a row. Every change is recorded
-/// as [`TelemetryKind::AgentProcess`].
+/// as [`TelemetryKind::AgentProcess`](atamo_core::TelemetryKind::AgentProcess).
 ///
 /// Calls in flight when the process dies fail as [`AgentError::Crashed`] (retryable). While
 /// the process is restarting, new calls wait for it up to [`ProcessSpec::call_wait`], then
@@ -50,106 +51,6 @@ struct Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.dropped.cancel();
-    }
-}
-
-/// What calls, handles and the supervisor task share.
-pub(super) struct Shared {
-    pub(super) id: AgentId,
-    pub(super) spec: ProcessSpec,
-    pub(super) control: Option<Control>,
-    pub(super) link: watch::Sender<Link>,
-    pub(super) restarts: AtomicU32,
-    pub(super) stopped: Mutex<Option<StopHow>>,
-    next_call: AtomicU64,
-}
-
-impl Shared {
-    pub(super) fn record(&self, change: ProcessChange) {
-        self.record_kind(TelemetryKind::AgentProcess {
-            agent: self.id.clone(),
-            change,
-        });
-    }
-
-    /// Records a telemetry step, when there is a hub to record it in.
-    pub(super) fn record_kind(&self, kind: TelemetryKind) {
-        if let Some(control) = &self.control {
-            control.record(kind);
-        }
-    }
-
-    pub(super) fn set_link(&self, link: Link) {
-        self.link.send_replace(link);
-    }
-}
-
-/// Where the process stands, as calls see it.
-#[derive(Clone)]
-pub(super) enum Link {
-    /// Running: calls go to this connection.
-    Up(Arc<Conn>),
-    /// Between two processes.
-    Restarting,
-    /// Too many failed restarts.
-    Offline(Arc<str>),
-    /// A stop is under way.
-    Stopping,
-    /// Stopped for good.
-    Stopped,
-}
-
-/// Where an agent's process stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ProcessState {
-    /// Running and taking calls.
-    Running {
-        /// Its process id.
-        pid: u32,
-    },
-    /// Between two processes: new calls wait (up to [`ProcessSpec::call_wait`]).
-    Restarting,
-    /// Too many restarts failed in a row; calls fail at once.
-    Offline {
-        /// Why.
-        reason: String,
-    },
-    /// A graceful stop is under way; new calls fail at once.
-    Stopping,
-    /// Stopped; calls fail at once.
-    Stopped,
-}
-
-/// How a stop ended the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StopHow {
-    /// It exited after `goodbye`, within the grace period.
-    Goodbye,
-    /// It ignored `goodbye` and ended on SIGTERM.
-    Sigterm,
-    /// It ignored SIGTERM too (or the last handle was dropped) and was killed.
-    Sigkill,
-    /// No process was running (restarting, offline, already stopped).
-    NotRunning,
-}
-
-impl StopHow {
-    /// The name used in telemetry: `goodbye`, `sigterm`, `sigkill` or `not_running`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Goodbye => "goodbye",
-            Self::Sigterm => "sigterm",
-            Self::Sigkill => "sigkill",
-            Self::NotRunning => "not_running",
-        }
-    }
-}
-
-impl std::fmt::Display for StopHow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use atamo_core::AgentId;
-use atamo_plugin_sdk::protocol::{HostMessage, PluginMessage, PROCESS_PROTOCOL_VERSION};
+use atamo_plugin_protocol::{HostMessage, PluginMessage, PROCESS_PROTOCOL_VERSION};
 use serde_json::Value;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc;
@@ -25,7 +25,7 @@ pub(super) enum Delivery {
     /// The call succeeded.
     End(Option<Value>),
     /// The call failed.
-    Error(atamo_plugin_sdk::protocol::CallError),
+    Error(atamo_plugin_protocol::CallError),
 }
 
 /// The calls of one process, and the way to its stdin. Shared by the calls (which register

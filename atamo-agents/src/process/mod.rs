@@ -57,8 +57,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`HostMessage`]: atamo_plugin_sdk::protocol::HostMessage
-//! [`PluginMessage`]: atamo_plugin_sdk::protocol::PluginMessage
+//! [`HostMessage`]: atamo_plugin_protocol::HostMessage
+//! [`PluginMessage`]: atamo_plugin_protocol::PluginMessage
 
 mod agent;
 mod conn;
@@ -66,9 +66,10 @@ mod error;
 mod io;
 mod reconcile;
 mod spec;
+mod state;
 mod supervise;
 
-pub use agent::{ProcessAgent, ProcessState, StopHow};
+pub use agent::ProcessAgent;
 pub use error::ProcessError;
 pub use io::STDERR_TARGET;
 pub use reconcile::{DesiredAgent, ProcessSupervisor, ReconcileReport};
@@ -78,3 +79,4 @@ pub use spec::{
     DEFAULT_PING_TIMEOUT, DEFAULT_RESTART_BACKOFF_INITIAL, DEFAULT_RESTART_BACKOFF_MAX,
     DEFAULT_STOP_GRACE,
 };
+pub use state::{ProcessState, StopHow};

@@ -12,9 +12,10 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::agent::{ProcessAgent, ProcessState, StopHow};
+use super::agent::ProcessAgent;
 use super::error::ProcessError;
 use super::spec::ProcessSpec;
+use super::state::{ProcessState, StopHow};
 
 /// One process agent as it should be: its id, its program, and how it is registered.
 #[derive(Debug, Clone, PartialEq)]

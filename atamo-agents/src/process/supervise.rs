@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use atamo_core::telemetry::ProcessChange;
 use atamo_core::TelemetryKind;
-use atamo_plugin_sdk::protocol::HostMessage;
+use atamo_plugin_protocol::HostMessage;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::agent::{Link, Shared, StopHow};
 use super::conn::{self, Incarnation, ReaderEvent};
+use super::state::{Link, Shared, StopHow};
 
 /// What a handle asks of the supervisor.
 #[derive(Debug)]

@@ -2,13 +2,14 @@
 //! whatever the action. Built like any plugin an author would ship (the system allocator, the
 //! SDK's defaults), so the benchmark measures the cost of the boundary and nothing else.
 
-use std::sync::Arc;
-
-use atamo_plugin_sdk::{export_plugin, Call, CallError, CallRequest, PluginAgent, Value};
+use atamo_plugin_sdk::{
+    async_trait, export_plugin, Call, CallError, CallRequest, PluginAgent, Value,
+};
 
 /// Does nothing.
 pub struct Noop;
 
+#[async_trait]
 impl PluginAgent for Noop {
     type Config = Value;
     const DESCRIPTION: &'static str = "does nothing, for benchmarks";
@@ -17,11 +18,7 @@ impl PluginAgent for Noop {
         Ok(Noop)
     }
 
-    async fn call(
-        self: Arc<Self>,
-        _request: CallRequest,
-        _call: Call,
-    ) -> Result<Option<Value>, CallError> {
+    async fn call(&self, _request: CallRequest, _call: Call) -> Result<Option<Value>, CallError> {
         Ok(None)
     }
 }

@@ -11,10 +11,9 @@
 //! `target/debug/libatamo_example_agent.so` (`.dylib` on macOS, `.dll` on Windows).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use atamo_plugin_sdk::{
-    export_plugin, json, tracing, Call, CallError, CallRequest, PluginAgent, Value,
+    async_trait, export_plugin, json, tracing, Call, CallError, CallRequest, PluginAgent, Value,
 };
 use serde::Deserialize;
 
@@ -35,6 +34,7 @@ pub struct InventoryConfig {
     pub stock: BTreeMap<String, u64>,
 }
 
+#[async_trait]
 impl PluginAgent for Inventory {
     type Config = InventoryConfig;
 
@@ -64,11 +64,7 @@ impl PluginAgent for Inventory {
         })
     }
 
-    async fn call(
-        self: Arc<Self>,
-        request: CallRequest,
-        call: Call,
-    ) -> Result<Option<Value>, CallError> {
+    async fn call(&self, request: CallRequest, call: Call) -> Result<Option<Value>, CallError> {
         match request.action_type.as_str() {
             "check" => {
                 let sku = request.payload["sku"]

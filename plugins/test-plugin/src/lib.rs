@@ -19,12 +19,11 @@
 //! would abort.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use atamo_plugin_sdk::{
-    export_plugin, Call, CallError, CallRequest, EventIn, PluginAgent, PluginRuleProvider,
-    ProposalOut, Value,
+    async_trait, export_plugin, Call, CallError, CallRequest, EventIn, PluginAgent,
+    PluginRuleProvider, ProposalOut, Value,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -51,6 +50,7 @@ pub struct TestConfig {
     pub delay_ms: u64,
 }
 
+#[async_trait]
 impl PluginAgent for TestAgent {
     type Config = TestConfig;
     const DESCRIPTION: &'static str = "does what the action type says; for tests";
@@ -77,11 +77,7 @@ impl PluginAgent for TestAgent {
         Ok(json!({"running": RUNNING.load(Ordering::SeqCst), "label": self.label}))
     }
 
-    async fn call(
-        self: Arc<Self>,
-        request: CallRequest,
-        call: Call,
-    ) -> Result<Option<Value>, CallError> {
+    async fn call(&self, request: CallRequest, call: Call) -> Result<Option<Value>, CallError> {
         let _running = Running::start();
         let p = &request.payload;
         match request.action_type.as_str() {

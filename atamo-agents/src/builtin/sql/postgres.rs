@@ -12,7 +12,6 @@
 //! integers, floats, text types and json/jsonb.
 
 use std::error::Error as StdError;
-use std::str::FromStr;
 use std::time::Duration;
 
 use atamo_core::agent::AgentError;
@@ -22,7 +21,9 @@ use serde_json::{Map, Value};
 use tokio_postgres::types::{to_sql_checked, Format, FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Config, NoTls, Row};
 
-use super::{is_identifier, ms, Params, PostgresConfig, RoutineKind, RowSink, SqlAction};
+use super::action::{Params, SqlAction};
+use super::config::{is_identifier, is_routine_name, ms, parse_url, PostgresConfig, RoutineKind};
+use super::sink::RowSink;
 use crate::builtin::credentials::Secret;
 
 /// The alias of the function's row in the generated SQL (`to_json(atamo_row.*)`).
@@ -35,20 +36,10 @@ pub(super) struct Postgres {
     connect_timeout: Duration,
 }
 
-/// Parses a connection string; the error never repeats the string (it may hold a password).
-pub(super) fn parse_url(url: &str) -> Result<Config, String> {
-    let config =
-        Config::from_str(url).map_err(|e| format!("not a PostgreSQL connection string: {e}"))?;
-    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
-        return Err("names no host (`host=...` or `postgresql://host/...`)".to_owned());
-    }
-    Ok(config)
-}
-
 impl Postgres {
     pub(super) fn new(c: PostgresConfig) -> Result<Self, String> {
         let config = parse_url(c.url.expose()).map_err(|p| format!("field `postgres.url`: {p}"))?;
-        if !super::is_routine_name(&c.routine) {
+        if !is_routine_name(&c.routine) {
             return Err(format!(
                 "field `postgres.routine`: `{}` is not a routine name",
                 c.routine

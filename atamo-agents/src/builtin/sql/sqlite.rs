@@ -12,7 +12,9 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use super::{ms, Params, RowSink, SqlAction, SqliteConfig};
+use super::action::{Params, SqlAction};
+use super::config::{ms, SqliteConfig};
+use super::sink::RowSink;
 
 /// Rows read ahead of the answers sent.
 const READ_AHEAD: usize = 64;
