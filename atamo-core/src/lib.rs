@@ -38,7 +38,7 @@
 //!   linking (event type, user | group | tenant | anyone) to (agent, action, template), is in
 //!   `atamo-config`.
 //! - [`agent::Agent`]: does the work of an [`Action`]. In-process agents are closures
-//!   ([`agent_fn`]) or types implementing the trait.
+//!   ([`agent_fn`]) or types implementing the trait with [`async_trait`](macro@async_trait).
 //! - [`Hub`] owns the running tasks; [`HubHandle`] publishes; [`Control`] registers, lists,
 //!   reports health and subscribes to telemetry.
 //! - [`telemetry`]: one typed event for every step.
@@ -50,6 +50,8 @@
 //!   steps until all its actions have ended.
 //! - [`HubHandle::try_publish`]: never waits; hands the event back when the hub is full.
 //! - [`HubHandle::dry_run`]: what would happen, with nothing sent.
+//! - [`blocking::BlockingHub`]: the same from a thread that is not async (a desktop UI, a C
+//!   host, a script), with telemetry and answers on crossbeam receivers.
 //!
 //! # How work flows
 //! Publishers validate against the current registry snapshot and push onto a bounded ingress

@@ -11,7 +11,7 @@ use crate::telemetry::AlertKind;
 /// An alert that is raised and not yet resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveAlert {
-    /// Which alert: [`AlertKind::ErrorRate`], [`AlertKind::LatencyP95`], [`AlertKind::ThroughputLow`] or [`AlertKind::QueueDepth`].
+    /// Which alert: [`AlertKind::ErrorRate`](crate::telemetry::AlertKind::ErrorRate), [`AlertKind::LatencyP95`](crate::telemetry::AlertKind::LatencyP95), [`AlertKind::ThroughputLow`](crate::telemetry::AlertKind::ThroughputLow) or [`AlertKind::QueueDepth`](crate::telemetry::AlertKind::QueueDepth).
     pub alert: AlertKind,
     /// The agent it is about.
     pub agent: AgentId,

@@ -24,7 +24,7 @@ pub(super) fn de_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Erro
     u64::deserialize(d).map(Duration::from_millis)
 }
 
-/// Raise [`AlertKind::ErrorRate`] when more than `max_rate` of an agent's calls in the window failed.
+/// Raise [`AlertKind::ErrorRate`](crate::telemetry::AlertKind::ErrorRate) when more than `max_rate` of an agent's calls in the window failed.
 ///
 /// In a configuration file: `{"max_rate": 0.05, "window_ms": 300000, "min_calls": 20}`, every
 /// field optional.
@@ -74,7 +74,7 @@ impl ErrorRateThreshold {
     }
 }
 
-/// Raise [`AlertKind::LatencyP95`] when the 95th percentile of an agent's call durations in the window
+/// Raise [`AlertKind::LatencyP95`](crate::telemetry::AlertKind::LatencyP95) when the 95th percentile of an agent's call durations in the window
 /// is above `max_p95`.
 ///
 /// In a configuration file: `{"max_p95_ms": 250, "window_ms": 300000, "min_calls": 20}`;
@@ -123,7 +123,7 @@ impl LatencyThreshold {
     }
 }
 
-/// Raise [`AlertKind::ThroughputLow`] when an agent does fewer than `min_per_sec` calls per second over
+/// Raise [`AlertKind::ThroughputLow`](crate::telemetry::AlertKind::ThroughputLow) when an agent does fewer than `min_per_sec` calls per second over
 /// the window.
 ///
 /// In a configuration file: `{"min_per_sec": 2.0, "window_ms": 300000}`; `min_per_sec` is
@@ -159,7 +159,7 @@ impl ThroughputThreshold {
     }
 }
 
-/// Raise [`AlertKind::QueueDepth`] when an agent's queue holds more than `max_len` actions in every
+/// Raise [`AlertKind::QueueDepth`](crate::telemetry::AlertKind::QueueDepth) when an agent's queue holds more than `max_len` actions in every
 /// sample for at least `for_at_least`.
 ///
 /// In a configuration file: `{"max_len": 100, "for_ms": 30000}`, both required.
@@ -187,20 +187,20 @@ impl QueueDepthThreshold {
 /// The thresholds for one agent (or, as [`AlertConfig::default`], for every agent). A kind
 /// that is `None` is off.
 ///
-/// The default has [`AlertKind::ErrorRate`] on (5 % over 5 minutes, at least 20 calls) and the others
+/// The default has [`AlertKind::ErrorRate`](crate::telemetry::AlertKind::ErrorRate) on (5 % over 5 minutes, at least 20 calls) and the others
 /// off. In a configuration file every field is optional: a missing field keeps that default,
 /// `null` turns the kind off, e.g.
 /// `{"error_rate": {"max_rate": 0.1}, "queue_depth": {"max_len": 50, "for_ms": 10000}}`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentThresholds {
-    /// [`AlertKind::ErrorRate`]: on by default.
+    /// [`AlertKind::ErrorRate`](crate::telemetry::AlertKind::ErrorRate): on by default.
     pub error_rate: Option<ErrorRateThreshold>,
-    /// [`AlertKind::LatencyP95`]: off by default.
+    /// [`AlertKind::LatencyP95`](crate::telemetry::AlertKind::LatencyP95): off by default.
     pub latency_p95: Option<LatencyThreshold>,
-    /// [`AlertKind::ThroughputLow`]: off by default.
+    /// [`AlertKind::ThroughputLow`](crate::telemetry::AlertKind::ThroughputLow): off by default.
     pub throughput: Option<ThroughputThreshold>,
-    /// [`AlertKind::QueueDepth`]: off by default.
+    /// [`AlertKind::QueueDepth`](crate::telemetry::AlertKind::QueueDepth): off by default.
     pub queue_depth: Option<QueueDepthThreshold>,
 }
 
@@ -226,35 +226,35 @@ impl AgentThresholds {
         }
     }
 
-    /// Sets the [`AlertKind::ErrorRate`] threshold.
+    /// Sets the [`AlertKind::ErrorRate`](crate::telemetry::AlertKind::ErrorRate) threshold.
     #[must_use]
     pub fn with_error_rate(mut self, t: ErrorRateThreshold) -> Self {
         self.error_rate = Some(t);
         self
     }
 
-    /// Turns [`AlertKind::ErrorRate`] off.
+    /// Turns [`AlertKind::ErrorRate`](crate::telemetry::AlertKind::ErrorRate) off.
     #[must_use]
     pub fn without_error_rate(mut self) -> Self {
         self.error_rate = None;
         self
     }
 
-    /// Sets the [`AlertKind::LatencyP95`] threshold.
+    /// Sets the [`AlertKind::LatencyP95`](crate::telemetry::AlertKind::LatencyP95) threshold.
     #[must_use]
     pub fn with_latency_p95(mut self, t: LatencyThreshold) -> Self {
         self.latency_p95 = Some(t);
         self
     }
 
-    /// Sets the [`AlertKind::ThroughputLow`] threshold.
+    /// Sets the [`AlertKind::ThroughputLow`](crate::telemetry::AlertKind::ThroughputLow) threshold.
     #[must_use]
     pub fn with_throughput(mut self, t: ThroughputThreshold) -> Self {
         self.throughput = Some(t);
         self
     }
 
-    /// Sets the [`AlertKind::QueueDepth`] threshold.
+    /// Sets the [`AlertKind::QueueDepth`](crate::telemetry::AlertKind::QueueDepth) threshold.
     #[must_use]
     pub fn with_queue_depth(mut self, t: QueueDepthThreshold) -> Self {
         self.queue_depth = Some(t);
@@ -262,7 +262,7 @@ impl AgentThresholds {
     }
 }
 
-/// What an [`AlertMonitor`] watches for: thresholds for every agent, replaced for some, and
+/// What an [`AlertMonitor`](super::AlertMonitor) watches for: thresholds for every agent, replaced for some, and
 /// how often health is sampled.
 ///
 /// In a configuration file (every field optional, unknown fields rejected):
@@ -292,7 +292,7 @@ impl Default for AlertConfig {
 }
 
 impl AlertConfig {
-    /// The defaults: [`AlertKind::ErrorRate`] for every agent, health sampled every second.
+    /// The defaults: [`AlertKind::ErrorRate`](crate::telemetry::AlertKind::ErrorRate) for every agent, health sampled every second.
     pub fn new() -> Self {
         Self::default()
     }

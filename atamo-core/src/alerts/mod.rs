@@ -1,14 +1,14 @@
 //! Alerts per agent, raised and resolved from telemetry and health.
 //!
-//! An [`AlertMonitor`] watches a hub and raises an alert for an agent when one of four
+//! An [`AlertMonitor`](self::AlertMonitor) watches a hub and raises an alert for an agent when one of four
 //! conditions holds, and resolves it when the condition is over:
 //!
 //! | alert | condition | default |
 //! |---|---|---|
-//! | [`AlertKind::ErrorRate`] | share of failed calls in the window above `max_rate`, with at least `min_calls` calls in the window | **on**: 5 % over 5 minutes, at least 20 calls |
-//! | [`AlertKind::LatencyP95`] | 95th percentile of call durations in the window above `max_p95`, with at least `min_calls` calls | off |
-//! | [`AlertKind::ThroughputLow`] | calls per second over the window below `min_per_sec` | off |
-//! | [`AlertKind::QueueDepth`] | the agent's queue longer than `max_len` for at least `for_at_least` | off |
+//! | [`AlertKind::ErrorRate`](crate::telemetry::AlertKind::ErrorRate) | share of failed calls in the window above `max_rate`, with at least `min_calls` calls in the window | **on**: 5 % over 5 minutes, at least 20 calls |
+//! | [`AlertKind::LatencyP95`](crate::telemetry::AlertKind::LatencyP95) | 95th percentile of call durations in the window above `max_p95`, with at least `min_calls` calls | off |
+//! | [`AlertKind::ThroughputLow`](crate::telemetry::AlertKind::ThroughputLow) | calls per second over the window below `min_per_sec` | off |
+//! | [`AlertKind::QueueDepth`](crate::telemetry::AlertKind::QueueDepth) | the agent's queue longer than `max_len` for at least `for_at_least` | off |
 //!
 //! Thresholds are set for all agents ([`AlertConfig::default`]) and may be replaced for single
 //! agents ([`AlertConfig::per_agent`]). An agent listed in `per_agent` uses exactly the
@@ -16,16 +16,16 @@
 //! clone of the default to change only one).
 //!
 //! # Inputs
-//! - Telemetry from [`Control::subscribe`]: every `action_succeeded` and `action_failed`
+//! - Telemetry from [`Control::subscribe`](crate::Control::subscribe): every `action_succeeded` and `action_failed`
 //!   counts as one call of `action.agent`, with its `elapsed` time. A monitor that falls behind
 //!   counts the steps it missed ([`AlertMonitor::missed_telemetry`]) and logs a warning; those
 //!   calls are simply not in its windows.
-//! - [`Control::health`], sampled every [`AlertConfig::sample_interval`] (default 1 s), for
+//! - [`Control::health`](crate::Control::health), sampled every [`AlertConfig::sample_interval`] (default 1 s), for
 //!   queue lengths and for the list of agents.
 //!
 //! # Outputs
 //! Every raise and every resolve is reported twice:
-//! - as telemetry: [`TelemetryKind::Alert`] with `alert` one of the kinds above, `agent`,
+//! - as telemetry: [`TelemetryKind::Alert`](crate::TelemetryKind::Alert) with `alert` one of the kinds above, `agent`,
 //!   `raised` and a readable `detail`;
 //! - as an event of type [`ALERT_EVENT_TYPE`] (`atamo.alert`, registered by
 //!   [`AlertMonitor::start`] if it is not yet), published for user [`ALERT_USER`] in group
@@ -35,7 +35,7 @@
 //!   `error_rate` (0.05 is 5 %), milliseconds for `latency_p95`, calls per second for
 //!   `throughput_low` and queued actions for `queue_depth`.
 //!
-//! Alert events are handed to the hub without waiting ([`HubHandle::try_publish`]): when the
+//! Alert events are handed to the hub without waiting ([`HubHandle::try_publish`](crate::HubHandle::try_publish)): when the
 //! hub's intake is full they wait, in order, in a bounded outbox (1024 events; beyond that the
 //! oldest is dropped and logged) and are retried shortly after.
 //!

@@ -17,7 +17,7 @@ use super::names::ALERT_EVENT_TYPE;
 use super::task::Task;
 use super::units::lock;
 
-/// Watches a hub and raises and resolves alerts per agent (see the [module](self) docs).
+/// Watches a hub and raises and resolves alerts per agent (see the [module](crate::alerts) docs).
 ///
 /// Dropping it stops its task.
 pub struct AlertMonitor {

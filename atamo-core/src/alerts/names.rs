@@ -7,5 +7,5 @@ pub const ALERT_USER: &str = "atamo";
 /// The group of the user alert events are published for.
 pub const ALERT_GROUP: &str = "atamo.controller";
 
-/// The most call durations kept per agent for [`AlertKind::LatencyP95`].
+/// The most call durations kept per agent for [`AlertKind::LatencyP95`](crate::telemetry::AlertKind::LatencyP95).
 pub const LATENCY_SAMPLES: usize = 1024;

@@ -1,10 +1,10 @@
 //! The hub: [`Hub`] owns the running tasks, [`HubHandle`] publishes, [`Control`] registers and
 //! watches.
 //!
-//! Inside, one [`Shared`](shared) state is held by the router, the agents' workers, the handles
-//! and the controller; what they exchange (an [`Envelope`](envelope) from a client to the
-//! router, a [`Dispatch`](dispatch) from the router to a worker) and what they report live in
-//! files of their own, below all of them.
+//! Inside, one shared state (`shared.rs`) is held by the router, the agents' workers, the
+//! handles and the controller; what they exchange (an envelope from a client to the router, a
+//! dispatch from the router to a worker) and what they report live in files of their own,
+//! below all of them.
 
 mod builder;
 mod control;
