@@ -1,6 +1,6 @@
 //! Alerts per agent, raised and resolved from telemetry and health.
 //!
-//! An [`AlertMonitor`](self::AlertMonitor) watches a hub and raises an alert for an agent when one of four
+//! An [`AlertMonitor`] watches a hub and raises an alert for an agent when one of four
 //! conditions holds, and resolves it when the condition is over:
 //!
 //! | alert | condition | default |
