@@ -1120,9 +1120,7 @@ fn check_reports_text_json_and_exit_codes() {
 }
 
 fn workspace_file(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
 #[test]
