@@ -1,6 +1,6 @@
 //! `atamo.toml`: the service's configuration file, with `ATAMO_*` environment overrides.
 //!
-//! [`load`] reads the file (when there is one), applies the environment and the command-line
+//! [`load()`] reads the file (when there is one), applies the environment and the command-line
 //! flags, fills in the defaults and returns a [`ServeConfig`], or every problem found as
 //! [`ConfigErrors`]. Precedence: command-line flag > environment > file > default.
 //!

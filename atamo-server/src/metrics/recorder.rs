@@ -1,5 +1,5 @@
 //! The recorder: a task that turns the hub's telemetry into the counters of
-//! [`HubMetrics`](super::families::HubMetrics).
+//! [`HubMetrics`].
 
 use std::time::{Duration, Instant};
 
