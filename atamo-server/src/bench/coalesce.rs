@@ -69,8 +69,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         shared_calls.push(shared.calls as f64);
         plain_calls.push(plain.calls as f64);
     }
-    let (s, p) = (super::median(shared_rates), super::median(plain_rates));
-    let (sc, pc) = (super::median(shared_calls), super::median(plain_calls));
+    let (s, p) = (
+        super::support::median(shared_rates),
+        super::support::median(plain_rates),
+    );
+    let (sc, pc) = (
+        super::support::median(shared_calls),
+        super::support::median(plain_calls),
+    );
     println!(
         "median: {s:.0} vs {p:.0} requests/s ({:.1}x); {sc:.0} vs {pc:.0} agent calls ({:.1}% saved)",
         s / p,
@@ -113,7 +119,7 @@ async fn one_run(args: &Args, scope: ShareScope) -> anyhow::Result<Run> {
         scope,
         result_ttl: None,
     };
-    let hub = super::one_rule_hub("quote", "symbol", "prices", agent, sharing)?
+    let hub = super::support::one_rule_hub("quote", "symbol", "prices", agent, sharing)?
         .keep_alive(Duration::from_secs(5))
         .build()?;
     let started = Instant::now();

@@ -15,7 +15,7 @@ use atamo_core::store::{
 use atamo_core::{agent_fn, Event, Principal, Reply};
 use serde_json::json;
 
-use super::median;
+use super::support::median;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
@@ -143,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ensure!(args.events > 0, "--events must be at least 1");
     ensure!(args.runs > 0, "--runs must be at least 1");
     ensure!(args.publishers > 0, "--publishers must be at least 1");
-    let (rt, threads) = super::runtime(args.threads)?;
+    let (rt, threads) = super::support::runtime(args.threads)?;
     let url = args
         .url
         .clone()
@@ -240,7 +240,7 @@ async fn hub_run(place: &Place, events: u64, publishers: usize) -> anyhow::Resul
         counter.fetch_add(1, Ordering::Relaxed);
         std::future::ready(Ok(Reply::done()))
     });
-    let hub = super::one_rule_hub("bench.event", "n", "sink", agent, Sharing::default())?
+    let hub = super::support::one_rule_hub("bench.event", "n", "sink", agent, Sharing::default())?
         .store_with(store.clone(), StoreSettings::default())
         .build()?;
     let next = Arc::new(AtomicU64::new(0));

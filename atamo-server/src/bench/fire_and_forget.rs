@@ -9,7 +9,7 @@ use atamo_core::{agent_fn, Event, Principal, Reply};
 use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 
-use super::median;
+use super::support::median;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,7 +37,7 @@ struct HubRun {
 pub fn run(args: Args) -> anyhow::Result<()> {
     ensure!(args.events > 0, "--events must be at least 1");
     ensure!(args.runs > 0, "--runs must be at least 1");
-    let (rt, threads) = super::runtime(args.threads)?;
+    let (rt, threads) = super::support::runtime(args.threads)?;
 
     println!(
         "fire-and-forget: {} events per run, {} runs, {} runtime threads",
@@ -146,8 +146,8 @@ async fn hub_run(n: u64) -> anyhow::Result<HubRun> {
             std::future::ready(Ok(Reply::done()))
         })
     };
-    let hub =
-        super::one_rule_hub("bench.event", "n", "noop", agent, Sharing::default())?.build()?;
+    let hub = super::support::one_rule_hub("bench.event", "n", "noop", agent, Sharing::default())?
+        .build()?;
 
     // The counting subscriber: counts every step it receives and every step it missed.
     let mut sub = hub.control().subscribe();
@@ -168,7 +168,8 @@ async fn hub_run(n: u64) -> anyhow::Result<HubRun> {
 
     let handle = hub.handle();
     let started = Instant::now();
-    super::publish_and_wait(&handle, events, &done, &finished, Duration::from_secs(120)).await?;
+    super::support::publish_and_wait(&handle, events, &done, &finished, Duration::from_secs(120))
+        .await?;
     let (seen, missed) = tokio::time::timeout(Duration::from_secs(60), counter)
         .await
         .context("the telemetry subscriber did not finish")??;

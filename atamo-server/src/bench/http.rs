@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 
-use super::median;
+use super::support::median;
 use crate::config::{Overrides, StoreConfig};
 use crate::serve::Service;
 
@@ -240,7 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "--batch must be 1 to {}",
         crate::api::MAX_BATCH
     );
-    let (rt, threads) = super::runtime(args.threads)?;
+    let (rt, threads) = super::support::runtime(args.threads)?;
     let dir =
         TempDir(std::env::temp_dir().join(format!("atamo-bench-http-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).context("a temporary directory")?;

@@ -21,7 +21,7 @@ use atamo_core::{agent_fn, Action, Event, Principal};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use super::median;
+use super::support::median;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -98,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             std::env::consts::EXE_SUFFIX
         ))?,
     };
-    let (rt, threads) = super::runtime(args.threads)?;
+    let (rt, threads) = super::support::runtime(args.threads)?;
     println!(
         "plugin: {} no-op calls per run and side, {} runs, {} runtime threads",
         args.calls, args.runs, threads
@@ -207,15 +207,17 @@ async fn side(which: Side, n: u64, plugin_file: &Path, process_file: &Path) -> a
             agent
         }
     };
-    let hub = super::one_rule_hub("bench.event", "n", "noop", count(agent), Sharing::default())?
-        .build()?;
+    let hub =
+        super::support::one_rule_hub("bench.event", "n", "noop", count(agent), Sharing::default())?
+            .build()?;
     let principal = Principal::user("bench");
     let events: Vec<Event> = (0..n)
         .map(|i| Event::new("bench.event", principal.clone(), json!({ "n": i })))
         .collect();
     let handle = hub.handle();
     let started = Instant::now();
-    super::publish_and_wait(&handle, events, &done, &finished, Duration::from_secs(300)).await?;
+    super::support::publish_and_wait(&handle, events, &done, &finished, Duration::from_secs(300))
+        .await?;
     let elapsed = started.elapsed();
     hub.shutdown().await;
     if let Some(agent) = process_agent {

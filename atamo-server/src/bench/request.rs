@@ -20,7 +20,7 @@ use atamo_core::{agent_fn, Event, HubHandle, Principal, Reply, RequestState, Req
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::median;
+use super::support::median;
 
 /// Options of `atamo bench request`.
 #[derive(clap::Args)]
@@ -269,7 +269,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         fixed_n <= MAX_REQUESTS && args.requests <= MAX_REQUESTS,
         "at most {MAX_REQUESTS} requests per phase (--rate times --seconds, and --requests)"
     );
-    let (rt, threads) = super::runtime(args.threads)?;
+    let (rt, threads) = super::support::runtime(args.threads)?;
     let plan = Plan {
         rate: args.rate,
         pacing: args.pacing,
@@ -425,7 +425,8 @@ async fn hub_side(plan: &Plan, collect: Collect) -> anyhow::Result<SideRun> {
         std::future::ready(Ok(Reply::with(json!({ "n": n }))))
     });
     let hub =
-        super::one_rule_hub("bench.request", "n", "echo", agent, Sharing::default())?.build()?;
+        super::support::one_rule_hub("bench.request", "n", "echo", agent, Sharing::default())?
+            .build()?;
     let client = Client::Hub {
         handle: hub.handle(),
         collect,

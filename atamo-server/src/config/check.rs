@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-use super::{gather, ConfigIssue, Overrides, Warning};
+use super::issue::{ConfigIssue, Warning};
+use super::load::gather;
+use super::settings::Overrides;
 
 /// What a check of one file found.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,10 @@
 //! The `ATAMO_*` environment variables, which win over the file.
 
+use super::issue::{ConfigIssue, Warning};
+use super::layer::{Layer, StoreKind};
+use super::settings::{LogFormat, StoreConfig};
 use super::units::{check_node, check_postgres_url, check_schema, parse_addr, parse_bytes};
 use super::units::{parse_duration, parse_path};
-use super::{ConfigIssue, Layer, LogFormat, StoreKind};
 
 /// `host:port` to listen on.
 pub const LISTEN: &str = "ATAMO_LISTEN";
@@ -57,6 +59,17 @@ pub(super) fn apply(
             errors.push(ConfigIssue::env(var, message));
         }
     }
+}
+
+/// The warning when `ATAMO_STORE_SCHEMA` was set (`from_env`) and the store is not
+/// PostgreSQL.
+pub(super) fn schema_ignored(from_env: bool, store: &StoreConfig) -> Option<Warning> {
+    (from_env && !matches!(store, StoreConfig::Postgres { .. })).then(|| {
+        ConfigIssue::env(
+            STORE_SCHEMA,
+            format!("ignored: the store is {}, not postgres", store.kind()),
+        )
+    })
 }
 
 fn set(layer: &mut Layer, var: &str, value: &str) -> Result<(), String> {

@@ -1,0 +1,38 @@
+//! `[http]`: the REST API's limits.
+
+use super::checker::Checker;
+use super::spans::Value;
+use crate::config::layer::Layer;
+use crate::config::settings::DEFAULT_RATE_LIMIT;
+use crate::config::units::{Bytes, Dur};
+
+impl<'i> Checker<'_> {
+    pub(super) fn http(&mut self, path: &str, v: &Value<'i>, layer: &mut Layer) {
+        let keys = ["body_limit", "rate_limit", "rate_burst", "request_wait_max"];
+        let mut burst_at = None;
+        for (key, cv, p) in self.table(path, v, &keys) {
+            match key {
+                "body_limit" => match self.get::<Bytes>(&p, cv) {
+                    Some(Bytes(0)) => self.error(cv.span(), &p, "must be at least 1 byte"),
+                    Some(Bytes(n)) => layer.body_limit = Some(n),
+                    None => {}
+                },
+                "rate_limit" => layer.rate_limit = self.get::<u32>(&p, cv),
+                "rate_burst" => {
+                    layer.rate_burst = self.get::<u32>(&p, cv);
+                    burst_at = Some((cv.span(), p));
+                }
+                "request_wait_max" => {
+                    layer.request_wait_max = self.get::<Dur>(&p, cv).map(|d| d.0);
+                }
+                _ => {}
+            }
+        }
+        let rate = layer.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT);
+        if let (Some(0), Some((span, p))) = (layer.rate_burst, burst_at) {
+            if rate > 0 {
+                self.error(span, &p, "must be at least 1 while rate_limit is on");
+            }
+        }
+    }
+}
