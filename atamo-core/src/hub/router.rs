@@ -426,9 +426,9 @@ impl Committer {
             None => Ok(crate::store::WriteOutcome::default()),
             Some(task) => match task.await {
                 Ok(outcome) => outcome,
-                Err(e) => Err(crate::store::StoreError::Unavailable(format!(
-                    "the store write stopped: {e}"
-                ))),
+                Err(e) => Err(
+                    crate::store::StoreError::unavailable("the store write stopped").with_source(e),
+                ),
             },
         };
         match outcome {

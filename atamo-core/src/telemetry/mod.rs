@@ -11,10 +11,12 @@
 //! behind loses the oldest events and is told how many with
 //! [`TelemetryRecvError::Lagged`].
 
+mod audit;
 mod bus;
 mod event;
 mod monitor;
 
+pub use audit::audit_record;
 pub(crate) use bus::{Bus, Sink, SinkParts};
 pub use bus::{TelemetryBatch, TelemetryRecvError, TelemetrySubscriber};
 pub use event::{
