@@ -1,5 +1,5 @@
-//! Agents, rules and types of a running service: applied to the hub, kept in the store so
-//! they survive a restart.
+//! Agents, rules and types of a running service: applied to the hub, kept in the store's
+//! definitions registry so they survive a restart.
 //!
 //! What `atamo.toml` declares is applied first and is not stored; what the API adds is stored
 //! (registry kinds `agent`, `rule`, `event_type`, `action_type`) and applied at every start

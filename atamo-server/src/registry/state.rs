@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use atamo_agents::registration::PluginHost;
-use atamo_config::Rule;
-use atamo_config::RuleBook;
+use atamo_config::{Rule, RuleBook};
 use atamo_core::ids::RuleId;
 use atamo_core::store::{DefinitionRegistry, RegistryKind};
 use atamo_core::Control;
