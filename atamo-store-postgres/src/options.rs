@@ -8,7 +8,7 @@ use atamo_core::store::{Clock, SystemClock};
 /// The schema used when [`PgOptions::schema`] is `None`.
 pub const DEFAULT_SCHEMA: &str = "atamo";
 
-/// How a [`PostgresStore`] connects and works.
+/// How a [`PostgresStore`](crate::PostgresStore) connects and works.
 #[derive(Clone)]
 pub struct PgOptions {
     /// Where the store reads the time (default [`SystemClock`]).

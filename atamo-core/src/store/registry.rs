@@ -164,7 +164,7 @@ fn check_key_part(what: &str, s: &str) -> Result<(), StoreError> {
     }
 }
 
-/// The definitions registry of a backend. See the [module documentation](self).
+/// The definitions registry of a backend. See the [store module](crate::store) for the model.
 ///
 /// Every method reads the time from the backend's [`Clock`](super::Clock). Ids are checked
 /// with [`check_registry_id`]: [`StoreError::Invalid`] for one it refuses.
