@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,7 +19,7 @@ use atamo_config::RuleBook;
 use atamo_core::alerts::AlertMonitor;
 use atamo_core::hub::StoreSettings;
 use atamo_core::rules::ProviderScope;
-use atamo_core::store::{MemoryStore, NodeId, Store};
+use atamo_core::store::{MemoryStore, NodeId};
 use atamo_core::Hub;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +28,7 @@ use crate::api::{self, ApiSettings, AppState, Shared};
 use crate::config::{self, LogFormat, Overrides, ServeConfig, StoreConfig};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RULES_PROVIDER};
+use crate::store::ServiceStore;
 
 /// `atamo serve` options; each also comes from `atamo.toml` and the environment.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -182,7 +182,7 @@ impl std::fmt::Debug for Service {
 }
 
 /// Opens the store the configuration names.
-pub async fn open_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(cfg: &ServeConfig) -> anyhow::Result<ServiceStore> {
     Ok(match &cfg.store {
         StoreConfig::Sqlite { path } => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -195,20 +195,20 @@ pub async fn open_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
             )
             .await
             .with_context(|| format!("opening the store {}", path.display()))?;
-            Arc::new(store)
+            ServiceStore::new(store)
         }
         StoreConfig::Postgres { url, schema } => {
             let options = atamo_store_postgres::PgOptions {
                 schema: Some(schema.clone()),
                 ..atamo_store_postgres::PgOptions::default()
             };
-            Arc::new(
+            ServiceStore::new(
                 atamo_store_postgres::PostgresStore::connect(url, options)
                     .await
                     .context("connecting to the PostgreSQL store")?,
             )
         }
-        StoreConfig::Memory => Arc::new(MemoryStore::new()),
+        StoreConfig::Memory => ServiceStore::new(MemoryStore::new()),
     })
 }
 
@@ -239,7 +239,10 @@ impl Service {
     pub async fn start(cfg: &ServeConfig) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
-        let store = open_store(cfg).await?;
+        let ServiceStore {
+            store,
+            registry: definitions,
+        } = open_store(cfg).await?;
         let rules = RuleBook::new();
         let mut settings = StoreSettings::default()
             .lease(cfg.hub.lease)
@@ -266,7 +269,7 @@ impl Service {
         let loader = PluginLoader::new(cfg.plugins_dir.clone());
         let host = PluginHost::new(control.clone(), loader);
         let registry = Registry::new(
-            store.clone(),
+            definitions.clone(),
             control.clone(),
             host,
             rules,
@@ -294,7 +297,7 @@ impl Service {
                 "ATAMO_ADMIN_TOKEN must be at least 16 characters"
             );
         }
-        let keys = KeyRing::open(store.clone(), env_token.as_deref().map(str::trim)).await?;
+        let keys = KeyRing::open(definitions, env_token.as_deref().map(str::trim)).await?;
         let refresh = keys.refresh_every(Duration::from_secs(10));
         drop(refresh);
         let (mut admin_token_file, mut admin_token) = (None, None);

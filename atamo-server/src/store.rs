@@ -1,12 +1,43 @@
-//! `atamo store check|stats`: an operator's look at a stateful hub's store.
+//! `atamo store check|stats`: an operator's look at a stateful hub's store; opening the store a
+//! service names, as the [`ServiceStore`] it holds.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use atamo_core::store::{ActionState, Store};
+use atamo_core::store::{ActionState, DefinitionRegistry, Store};
 use clap::Subcommand;
+
+/// A store as the service holds it: what the hub keeps, and the definitions registry, both on
+/// one backend. The hub sees only [`store`](Self::store); the service's registry and API keys
+/// use [`registry`](Self::registry).
+#[derive(Clone)]
+pub struct ServiceStore {
+    /// The hub's durable state: the action queue, results, the audit and event logs.
+    pub store: Arc<dyn Store>,
+    /// The definitions registry: agents, rules, types and API keys added at run time.
+    pub registry: Arc<dyn DefinitionRegistry>,
+}
+
+impl ServiceStore {
+    /// Both handles on `backend`.
+    pub fn new<B: Store + DefinitionRegistry>(backend: B) -> Self {
+        let backend = Arc::new(backend);
+        Self {
+            store: backend.clone(),
+            registry: backend,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServiceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceStore")
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
 
 /// Which store to open.
 #[derive(clap::Args, Clone)]
@@ -35,7 +66,7 @@ impl Target {
 
 /// Opens the store `target` names, creating a SQLite file (and its directory) when there is
 /// none yet: for commands that prepare a service before its first start.
-pub async fn open_or_create(target: &Target) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_or_create(target: &Target) -> anyhow::Result<ServiceStore> {
     let is_sqlite = match target.store.as_deref() {
         Some(url) => {
             !(url.starts_with("postgres://")
@@ -58,7 +89,7 @@ pub async fn open_or_create(target: &Target) -> anyhow::Result<Arc<dyn Store>> {
         )
         .await
         .with_context(|| format!("opening {}", path.display()))?;
-        return Ok(Arc::new(store));
+        return Ok(ServiceStore::new(store));
     }
     open(target).await
 }
@@ -79,7 +110,7 @@ pub fn sqlite_file(data_dir: &std::path::Path) -> PathBuf {
 
 /// Opens the store `target` names. A SQLite file must exist: checking a store never creates
 /// one.
-pub async fn open(target: &Target) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open(target: &Target) -> anyhow::Result<ServiceStore> {
     let spec = target.store.clone();
     match spec.as_deref() {
         Some(url)
@@ -94,7 +125,7 @@ pub async fn open(target: &Target) -> anyhow::Result<Arc<dyn Store>> {
             let store = atamo_store_postgres::PostgresStore::connect(url, options)
                 .await
                 .context("connecting to the PostgreSQL store")?;
-            Ok(Arc::new(store))
+            Ok(ServiceStore::new(store))
         }
         other => {
             let path = match other {
@@ -112,7 +143,7 @@ pub async fn open(target: &Target) -> anyhow::Result<Arc<dyn Store>> {
             )
             .await
             .with_context(|| format!("opening {}", path.display()))?;
-            Ok(Arc::new(store))
+            Ok(ServiceStore::new(store))
         }
     }
 }
@@ -126,7 +157,7 @@ pub fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
     rt.block_on(async {
         match command {
             StoreCommand::Check(target) => {
-                let store = open(&target).await?;
+                let store = open(&target).await?.store;
                 let report = store.check().await?;
                 if target.json {
                     println!("{}", serde_json::to_string_pretty(&report)?);
@@ -150,7 +181,7 @@ pub fn run(command: StoreCommand) -> anyhow::Result<ExitCode> {
                 })
             }
             StoreCommand::Stats(target) => {
-                let store = open(&target).await?;
+                let store = open(&target).await?.store;
                 let stats = store.stats().await?;
                 if target.json {
                     println!("{}", serde_json::to_string_pretty(&stats)?);

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atamo_core::store::Store;
+use atamo_core::store::{EventLog, Maintenance};
 use atamo_server::serve::Service;
 use axum::routing::post;
 use serde_json::{json, Value};

@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use atamo_core::store::{
-    AcceptEvent, ActionRecord, EventRecord, NewAction, NodeId, Settle, Settlement, Store,
-    WriteBatch,
+    AcceptEvent, ActionQueue, ActionRecord, BatchWriter, EventRecord, NewAction, NodeId, Settle,
+    Settlement, WriteBatch,
 };
 use atamo_core::Principal;
 use atamo_store_sqlite::{SqliteOptions, SqliteStore};

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use atamo_core::message::Timestamp;
 use atamo_core::store::conformance::{action, event};
-use atamo_core::store::{AcceptEvent, NewAction, NodeId, Store, SystemClock, WriteBatch};
+use atamo_core::store::{AcceptEvent, BatchWriter, NewAction, NodeId, SystemClock, WriteBatch};
 use atamo_store_postgres::{PgOptions, PostgresStore};
 use atamo_test_pg::{fresh_schema, Pg};
 

@@ -1,5 +1,7 @@
-//! PostgreSQL and pool errors as [`StoreError`]s, and retrying what the server rolled back.
+//! PostgreSQL and pool errors as [`StoreError`]s (the original error as their source), and
+//! retrying what the server rolled back.
 
+use std::error::Error;
 use std::future::Future;
 use std::time::Duration;
 
@@ -9,7 +11,8 @@ use tokio_postgres::error::SqlState;
 /// Why one attempt at an operation failed.
 pub(crate) enum Failure {
     /// The server rolled the transaction back (deadlock, serialization failure): run it again.
-    Retry(String),
+    /// The error says why.
+    Retry(Box<dyn Error + Send + Sync>),
     /// Anything else.
     Store(StoreError),
 }
@@ -23,9 +26,9 @@ impl From<StoreError> for Failure {
 impl From<tokio_postgres::Error> for Failure {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.code() {
-            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED => Self::Retry(e.to_string()),
-            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE => Self::Retry(e.to_string()),
-            _ => Self::Store(store_error(&e)),
+            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED => Self::Retry(Box::new(e)),
+            Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE => Self::Retry(Box::new(e)),
+            _ => Self::Store(store_error(e)),
         }
     }
 }
@@ -36,50 +39,50 @@ impl From<deadpool_postgres::PoolError> for Failure {
         match e {
             PoolError::Backend(e) => e.into(),
             PoolError::Closed => Self::Store(StoreError::Closed),
-            other => Self::Store(StoreError::Unavailable(format!(
-                "no database connection: {other}"
-            ))),
+            other => {
+                Self::Store(StoreError::unavailable("no database connection").with_source(other))
+            }
         }
     }
 }
 
-/// Maps a PostgreSQL error: data the server rejects is `Invalid`, a schema that does not fit is
-/// `Corrupt`, everything else (connections, resources, shutdowns, locks) `Unavailable`.
-pub(crate) fn store_error(e: &tokio_postgres::Error) -> StoreError {
+/// Maps a PostgreSQL error, keeping it as the source: data the server rejects is `Invalid`, a
+/// schema that does not fit is `Corrupt`, everything else (connections, resources, shutdowns,
+/// locks) `Unavailable`. The server's errors are named by their SQLSTATE code.
+pub(crate) fn store_error(e: tokio_postgres::Error) -> StoreError {
     let Some(db) = e.as_db_error() else {
-        let text = match std::error::Error::source(e) {
-            Some(cause) => format!("postgres: {e}: {cause}"),
-            None => format!("postgres: {e}"),
-        };
         // The client's own errors have no code; their wording is all there is to go by.
         let shown = e.to_string();
-        return if shown.starts_with("error serializing parameter") {
-            StoreError::Invalid(text)
+        let error = if shown.starts_with("error serializing parameter") {
+            StoreError::invalid("a value cannot be sent to postgres")
         } else if shown.starts_with("error deserializing column") {
-            StoreError::Corrupt(text)
+            StoreError::corrupt("a stored value does not decode")
         } else {
-            StoreError::Unavailable(text)
+            StoreError::unavailable("postgres failed")
         };
+        return error.with_source(e);
     };
-    let code = db.code().code();
-    let text = match db.detail() {
-        Some(detail) => format!("postgres {code}: {} ({detail})", db.message()),
-        None => format!("postgres {code}: {}", db.message()),
-    };
-    match code.get(..2).unwrap_or("") {
+    let code = db.code().code().to_owned();
+    let message = format!("postgres {code}");
+    let error = match code.get(..2).unwrap_or("") {
         // Data exceptions (a NUL byte in a text, for example) and constraint violations.
-        "22" | "23" => StoreError::Invalid(text),
+        "22" | "23" => StoreError::invalid(message),
         // Missing privileges: refused, and may work once granted.
-        "42" if code == "42501" => StoreError::Unavailable(text),
+        "42" if code == "42501" => StoreError::unavailable(message),
         // Undefined tables or columns: the schema is not what this version expects.
-        "42" | "XX" => StoreError::Corrupt(text),
-        _ => StoreError::Unavailable(text),
+        "42" | "XX" => StoreError::corrupt(message),
+        _ => StoreError::unavailable(message),
+    };
+    // The server's own error (severity, message, detail) is the source.
+    match e.into_source() {
+        Some(db) => error.with_source(db),
+        None => error,
     }
 }
 
 /// A column that does not decode.
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
+    StoreError::corrupt(format!("{what}: {e}"))
 }
 
 /// How often an operation the server rolled back is run again.
@@ -99,9 +102,10 @@ where
             Err(Failure::Retry(why)) => {
                 tries += 1;
                 if tries >= TRIES {
-                    return Err(StoreError::Unavailable(format!(
-                        "{what}: rolled back {tries} times: {why}"
-                    )));
+                    return Err(StoreError::unavailable(format!(
+                        "{what}: rolled back {tries} times"
+                    ))
+                    .with_source(why));
                 }
                 tracing::debug!(what, tries, %why, "transaction rolled back by the server; running it again");
                 let jitter = fastrand::u64(1..=5 * u64::from(tries));
@@ -115,6 +119,8 @@ where
 pub(crate) fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match Failure::from(e) {
         Failure::Store(e) => e,
-        Failure::Retry(why) => StoreError::Unavailable(why),
+        Failure::Retry(why) => {
+            StoreError::unavailable("the server rolled the transaction back").with_source(why)
+        }
     }
 }

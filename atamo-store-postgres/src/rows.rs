@@ -38,7 +38,7 @@ pub(crate) fn read_int(n: i64) -> Result<u64, StoreError> {
 pub(crate) fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> Result<T, StoreError> {
     row.try_get(idx).map_err(|e| {
         let name = row.columns().get(idx).map_or("?", |c| c.name());
-        corrupt(&format!("column {name}"), e)
+        StoreError::corrupt(format!("column {name} does not decode")).with_source(e)
     })
 }
 

@@ -30,7 +30,7 @@ pub fn validate_schema(name: &str) -> Result<(), StoreError> {
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Invalid(format!(
+        Err(StoreError::invalid(format!(
             "schema name {name:?}: use 1 to 63 lower-case ASCII letters, digits and `_`, \
              not starting with a digit or `pg_`"
         )))
@@ -51,7 +51,7 @@ fn lock_key(schema: &str) -> i64 {
 /// advisory lock: nodes starting at the same time take turns, and each later one finds the work
 /// done.
 pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<(), StoreError> {
-    let e = |e: tokio_postgres::Error| store_error(&e);
+    let e = store_error;
     let tx = client.transaction().await.map_err(e)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(schema)])
         .await
@@ -83,16 +83,16 @@ pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<(), Sto
     let version = match found {
         None => 0,
         Some(row) => {
-            let text: String = row
-                .try_get(0)
-                .map_err(|err| crate::error::corrupt("schema version", err))?;
+            let text: String = row.try_get(0).map_err(|err| {
+                StoreError::corrupt("the schema version does not decode").with_source(err)
+            })?;
             text.parse::<i64>().map_err(|_| {
-                StoreError::Corrupt(format!("schema {schema}: version {text:?} is not a number"))
+                StoreError::corrupt(format!("schema {schema}: version {text:?} is not a number"))
             })?
         }
     };
     if version > VERSION {
-        return Err(StoreError::Corrupt(format!(
+        return Err(StoreError::corrupt(format!(
             "schema {schema} is at version {version}, newer than this build understands \
              ({VERSION}); upgrade this node"
         )));
@@ -311,8 +311,9 @@ mod tests {
         use atamo_core::message::Timestamp;
         use atamo_core::store::conformance::{action, event};
         use atamo_core::store::{
-            AcceptEvent, Clock, EventQuery, ManualClock, NewAction, PayloadFilter, RegistryOutcome,
-            RegistryWrite, Store, WriteBatch,
+            AcceptEvent, BatchWriter, Clock, DefinitionRegistry, EventLog, EventQuery, Maintenance,
+            ManualClock, NewAction, PayloadFilter, RegistryKind, RegistryOutcome, RegistryWrite,
+            WriteBatch,
         };
         use serde_json::json;
         use tokio_postgres::types::Json;
@@ -461,7 +462,13 @@ mod tests {
         assert_eq!(seqs, (1..=7).collect::<Vec<i64>>());
         assert_eq!(
             store
-                .registry_put("agent", "mailer", json!({}), RegistryWrite::Create, vec![])
+                .put(
+                    &RegistryKind::AGENT,
+                    "mailer",
+                    json!({}),
+                    RegistryWrite::Create,
+                    vec![]
+                )
                 .await
                 .unwrap(),
             RegistryOutcome::Written { revision: 1 }

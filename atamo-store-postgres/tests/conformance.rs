@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use atamo_core::store::conformance::Open;
-use atamo_core::store::{Clock, Store};
+use atamo_core::store::conformance::{Open, Opened};
+use atamo_core::store::Clock;
 use atamo_store_postgres::{PgOptions, PostgresStore};
 use atamo_test_pg::{fresh_schema, Pg};
 
@@ -23,23 +21,19 @@ impl Postgres {
     }
 }
 
+#[atamo_core::async_trait]
 impl Open for Postgres {
-    fn open(
-        &self,
-        clock: Arc<dyn Clock>,
-    ) -> Pin<Box<dyn Future<Output = Arc<dyn Store>> + Send + '_>> {
-        Box::pin(async move {
-            let options = PgOptions {
-                clock,
-                schema: Some(fresh_schema("conformance")),
-                pool_size: 4,
-                ..PgOptions::default()
-            };
-            let store = PostgresStore::connect(&self.pg.url, options)
-                .await
-                .expect("connect");
-            Arc::new(store) as Arc<dyn Store>
-        })
+    async fn open(&self, clock: Arc<dyn Clock>) -> Opened {
+        let options = PgOptions {
+            clock,
+            schema: Some(fresh_schema("conformance")),
+            pool_size: 4,
+            ..PgOptions::default()
+        };
+        let store = PostgresStore::connect(&self.pg.url, options)
+            .await
+            .expect("connect");
+        Opened::new(store)
     }
 }
 

@@ -10,8 +10,9 @@ use std::time::Duration;
 use atamo_core::ids::ActionId;
 use atamo_core::store::conformance::{action, event};
 use atamo_core::store::{
-    AcceptEvent, AcceptOutcome, ActionState, Clock, ManualClock, NewAction, NodeId, Settle,
-    Settlement, Store, StoreError, SystemClock, WriteBatch,
+    AcceptEvent, AcceptOutcome, ActionQueue, ActionState, BatchWriter, Clock, EventLog,
+    Maintenance, ManualClock, NewAction, NodeId, Settle, Settlement, Store, StoreError,
+    SystemClock, WriteBatch,
 };
 use atamo_store_postgres::{PgOptions, PostgresStore};
 use atamo_test_pg::{fresh_schema, Pg};
@@ -364,7 +365,7 @@ async fn a_schema_from_a_newer_version_is_refused() {
     )
     .await;
     match refused {
-        Err(StoreError::Corrupt(why)) => assert!(why.contains("newer"), "{why}"),
+        Err(StoreError::Corrupt { message: why, .. }) => assert!(why.contains("newer"), "{why}"),
         other => panic!("expected Corrupt, got {other:?}"),
     }
     let report = first.check().await.unwrap();
@@ -381,7 +382,7 @@ async fn a_schema_from_a_newer_version_is_refused() {
             },
         )
         .await;
-        assert!(matches!(r, Err(StoreError::Invalid(_))), "{bad}");
+        assert!(matches!(r, Err(StoreError::Invalid { .. })), "{bad}");
     }
 }
 
@@ -434,7 +435,7 @@ async fn a_bad_batch_fails_alone_when_writes_are_merged() {
     let outcomes = join_all(writes).await;
     for (i, out) in outcomes.into_iter().enumerate() {
         if i == 50 {
-            assert!(matches!(out, Err(StoreError::Invalid(_))), "{out:?}");
+            assert!(matches!(out, Err(StoreError::Invalid { .. })), "{out:?}");
         } else {
             assert_eq!(out.unwrap().accepted, vec![AcceptOutcome::New]);
         }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use atamo_core::message::Timestamp;
-use atamo_core::store::{AcceptEvent, ActionRecord, EventRecord, NewAction, Store, WriteBatch};
+use atamo_core::store::{
+    AcceptEvent, ActionRecord, BatchWriter, EventRecord, NewAction, WriteBatch,
+};
 use atamo_core::Principal;
 use atamo_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use serde_json::json;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use atamo_core::store::conformance::accept_one;
-use atamo_core::store::{AcceptEvent, Store, WriteBatch};
+use atamo_core::store::{AcceptEvent, BatchWriter, WriteBatch};
 use atamo_store_sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 async fn concurrent(dir: &std::path::Path, sync: Synchronous, writes: usize, tasks: usize) {

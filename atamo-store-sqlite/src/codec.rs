@@ -9,27 +9,29 @@ use rusqlite::ffi::ErrorCode;
 use rusqlite::Row;
 use serde_json::Value;
 
-/// Maps a SQLite error to a store error: damaged files are `Corrupt`, bad input is `Invalid`,
-/// everything else (I/O, locks, a full disk) is `Unavailable`.
+/// Maps a SQLite error to a store error, the SQLite error as its source: damaged files are
+/// `Corrupt`, bad input is `Invalid`, everything else (I/O, locks, a full disk) is
+/// `Unavailable`.
 pub(crate) fn sql_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::Error as E;
-    match &e {
+    let error = match &e {
         E::SqliteFailure(f, _) => match f.code {
             ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => {
-                StoreError::Corrupt(e.to_string())
+                StoreError::corrupt("the database file is damaged or not a database")
             }
             ErrorCode::ConstraintViolation | ErrorCode::TooBig => {
-                StoreError::Invalid(e.to_string())
+                StoreError::invalid("sqlite refused the data")
             }
-            _ => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::unavailable("sqlite failed"),
         },
         E::FromSqlConversionFailure(..)
         | E::InvalidColumnType(..)
         | E::IntegralValueOutOfRange(..)
-        | E::Utf8Error(_) => StoreError::Corrupt(e.to_string()),
-        E::ToSqlConversionFailure(_) => StoreError::Invalid(e.to_string()),
-        _ => StoreError::Unavailable(e.to_string()),
-    }
+        | E::Utf8Error(_) => StoreError::corrupt("a stored value does not decode"),
+        E::ToSqlConversionFailure(_) => StoreError::invalid("a value does not encode"),
+        _ => StoreError::unavailable("sqlite failed"),
+    };
+    error.with_source(e)
 }
 
 /// Lets `?` convert SQLite errors inside functions returning `StoreError`.
@@ -53,7 +55,7 @@ pub(crate) fn ts(t: Timestamp) -> i64 {
 pub(crate) fn from_ts(v: i64) -> Result<Timestamp, StoreError> {
     u64::try_from(v)
         .map(Timestamp::from_unix_micros)
-        .map_err(|_| StoreError::Corrupt(format!("negative timestamp {v}")))
+        .map_err(|_| StoreError::corrupt(format!("negative timestamp {v}")))
 }
 
 /// A stored id (event, action, correlation or request id).
@@ -63,12 +65,12 @@ where
     T::Err: Display,
 {
     s.parse()
-        .map_err(|e| StoreError::Corrupt(format!("stored id `{s}` does not parse: {e}")))
+        .map_err(|e: T::Err| StoreError::corrupt(format!("stored id `{s}` does not parse: {e}")))
 }
 
 /// A value as stored JSON text.
 pub(crate) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("cannot encode JSON: {e}")))
+    serde_json::to_string(v).map_err(|e| StoreError::invalid("cannot encode JSON").with_source(e))
 }
 
 /// A value from stored JSON text.
@@ -77,7 +79,7 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
     s: &str,
 ) -> Result<T, StoreError> {
     serde_json::from_str(s)
-        .map_err(|e| StoreError::Corrupt(format!("stored {what} is invalid: {e}")))
+        .map_err(|e| StoreError::corrupt(format!("stored {what} is invalid")).with_source(e))
 }
 
 /// The columns [`RawAction::from_row`] reads, in order.
@@ -138,12 +140,12 @@ impl RawAction {
 
 /// A stored action state.
 pub(crate) fn parse_state(s: &str) -> Result<ActionState, StoreError> {
-    ActionState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown action state `{s}`")))
+    ActionState::parse(s).ok_or_else(|| StoreError::corrupt(format!("unknown action state `{s}`")))
 }
 
 /// A stored attempt number.
 pub(crate) fn attempt(v: i64) -> Result<u32, StoreError> {
-    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("attempt {v} is out of range")))
+    u32::try_from(v).map_err(|_| StoreError::corrupt(format!("attempt {v} is out of range")))
 }
 
 /// The columns [`RawAudit::from_row`] reads, in order.
@@ -279,7 +281,7 @@ impl RawAudit {
         }
         Ok(AuditRecord {
             seq: u64::try_from(self.seq)
-                .map_err(|_| StoreError::Corrupt(format!("audit seq {}", self.seq)))?,
+                .map_err(|_| StoreError::corrupt(format!("audit seq {}", self.seq)))?,
             at: from_ts(self.at)?,
             step: self.step,
             event_id: id(self.event_id)?,

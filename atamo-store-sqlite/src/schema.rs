@@ -161,7 +161,7 @@ pub(crate) fn version(conn: &Connection) -> Result<i64, StoreError> {
 
 /// The error for a database this build cannot read.
 fn unknown_version(found: i64) -> StoreError {
-    StoreError::Corrupt(format!(
+    StoreError::corrupt(format!(
         "the database has schema version {found}, this build understands version \
          {SCHEMA_VERSION} and older"
     ))

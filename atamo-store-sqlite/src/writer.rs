@@ -121,7 +121,7 @@ impl Writer {
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .db()?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::unavailable(format!(
                 "{} cannot use write-ahead logging (journal mode is {mode})",
                 path.display()
             )));
@@ -401,7 +401,7 @@ mod tests {
         let (first, mut first_rx) = grouped(|conn, _| insert(conn));
         let (failing, mut failing_rx) = grouped(|conn, _| {
             insert(conn)?;
-            Err::<(), _>(StoreError::Invalid("refused".to_owned()))
+            Err::<(), _>(StoreError::invalid("refused"))
         });
         let (last, mut last_rx) = grouped(|conn, _| insert(conn).map(|()| count(conn)));
         writer.run_drain(vec![first, failing, last]);
@@ -409,7 +409,7 @@ mod tests {
         assert!(first_rx.try_recv().unwrap().is_ok());
         assert!(matches!(
             failing_rx.try_recv().unwrap(),
-            Err(StoreError::Invalid(_))
+            Err(StoreError::Invalid { .. })
         ));
         // The last command saw the first one's row, not the failed one's.
         assert_eq!(last_rx.try_recv().unwrap().unwrap(), 2);
@@ -419,7 +419,7 @@ mod tests {
         // Alone, a failing command rolls its transaction back and commits nothing.
         let (failing, mut failing_rx) = grouped(|conn, _| {
             insert(conn)?;
-            Err::<(), _>(StoreError::Invalid("refused".to_owned()))
+            Err::<(), _>(StoreError::invalid("refused"))
         });
         writer.run_drain(vec![failing]);
         assert!(failing_rx.try_recv().unwrap().is_err());

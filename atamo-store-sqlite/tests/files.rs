@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use atamo_core::message::Timestamp;
 use atamo_core::store::conformance::{action, event};
-use atamo_core::store::{AcceptEvent, NewAction, Store, StoreError, WriteBatch};
+use atamo_core::store::{AcceptEvent, BatchWriter, Maintenance, NewAction, StoreError, WriteBatch};
 use atamo_store_sqlite::{SqliteOptions, SqliteStore, Synchronous, SCHEMA_VERSION};
 use serde_json::json;
 
@@ -50,7 +50,7 @@ async fn a_newer_schema_version_is_refused() {
     let err = SqliteStore::open(&path, SqliteOptions::default())
         .await
         .expect_err("a newer schema opens");
-    let StoreError::Corrupt(message) = &err else {
+    let StoreError::Corrupt { message, .. } = &err else {
         panic!("not a Corrupt error: {err:?}");
     };
     assert!(
@@ -73,7 +73,7 @@ async fn a_file_that_is_not_a_database_is_refused() {
     let err = SqliteStore::open(&path, SqliteOptions::default())
         .await
         .expect_err("opens a text file");
-    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +125,7 @@ async fn a_damaged_file_is_reported() {
     drop(file);
 
     match SqliteStore::open(&path, SqliteOptions::default()).await {
-        Err(err) => assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}"),
+        Err(err) => assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}"),
         Ok(store) => {
             let report = store.check().await.expect("check");
             assert!(!report.ok(), "the damage went unnoticed");

@@ -4,7 +4,9 @@
 
 use atamo_core::ids::{ActionId, CorrelationId, EventId};
 use atamo_core::message::Timestamp;
-use atamo_core::store::{AuditQuery, AuditRecord, Cursor, Store, WriteBatch};
+use atamo_core::store::{
+    AuditLog, AuditQuery, AuditRecord, BatchWriter, Cursor, Maintenance, WriteBatch,
+};
 use atamo_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::json;
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atamo_core::store::conformance::accept_one;
-use atamo_core::store::{AcceptOutcome, ActionState, Store, WriteBatch};
+use atamo_core::store::{
+    AcceptOutcome, ActionQueue, ActionState, BatchWriter, EventLog, Maintenance, WriteBatch,
+};
 use atamo_store_sqlite::{SqliteOptions, SqliteStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

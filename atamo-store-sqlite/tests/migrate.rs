@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use atamo_core::message::Timestamp;
 use atamo_core::store::{
-    AcceptEvent, AcceptOutcome, ActionState, AuditQuery, Clock, EventQuery, EventRecord,
-    ManualClock, PayloadFilter, RegistryOutcome, RegistryWrite, Store, WriteBatch,
+    AcceptEvent, AcceptOutcome, ActionState, AuditLog, AuditQuery, BatchWriter, Clock,
+    DefinitionRegistry, EventLog, EventQuery, EventRecord, Maintenance, ManualClock, PayloadFilter,
+    RegistryKind, RegistryOutcome, RegistryWrite, WriteBatch,
 };
 use atamo_core::Principal;
 use atamo_store_sqlite::{SqliteOptions, SqliteStore, SCHEMA_VERSION};
@@ -183,7 +184,13 @@ async fn a_version_1_store_migrates_with_its_rows() {
     assert_eq!(first.items, vec![newer.clone()]);
     assert_eq!(
         store
-            .registry_put("agent", "mailer", json!({}), RegistryWrite::Create, vec![])
+            .put(
+                &RegistryKind::AGENT,
+                "mailer",
+                json!({}),
+                RegistryWrite::Create,
+                vec![]
+            )
             .await
             .unwrap(),
         RegistryOutcome::Written { revision: 1 }

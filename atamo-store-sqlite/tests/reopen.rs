@@ -10,8 +10,9 @@ use std::time::Duration;
 use atamo_core::message::Timestamp;
 use atamo_core::store::conformance::{action, event};
 use atamo_core::store::{
-    later, AcceptEvent, AcceptOutcome, ActionRow, ActionState, AuditQuery, AuditRecord, Clock,
-    ManualClock, NewAction, NodeId, ResultRecord, Settle, Settlement, Store, WriteBatch,
+    later, AcceptEvent, AcceptOutcome, ActionQueue, ActionRow, ActionState, AuditLog, AuditQuery,
+    AuditRecord, BatchWriter, Clock, EventLog, Maintenance, ManualClock, NewAction, NodeId,
+    RequestResults, ResultRecord, Settle, Settlement, WriteBatch,
 };
 use atamo_core::RequestId;
 use atamo_store_sqlite::{SqliteOptions, SqliteStore};

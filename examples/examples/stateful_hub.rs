@@ -15,7 +15,7 @@ use atamo_core::agent::AgentError;
 use atamo_core::failure::RetryPolicy;
 use atamo_core::hub::StoreSettings;
 use atamo_core::rules::ProviderScope;
-use atamo_core::store::{ActionState, AuditQuery, Store};
+use atamo_core::store::{ActionState, AuditQuery, EventLog, Maintenance};
 use atamo_core::{agent_fn, ActionTypeDef, AgentSpec, Event, EventTypeDef, Hub, Principal, Reply};
 use atamo_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::json;

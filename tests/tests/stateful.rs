@@ -14,8 +14,9 @@ use atamo_core::agent::{AgentError, Reply};
 use atamo_core::failure::RetryPolicy;
 use atamo_core::hub::StoreSettings;
 use atamo_core::store::{
-    AcceptEvent, ActionRecord, ActionState, AuditQuery, Durability, EventRecord, MemoryStore,
-    NewAction, Store, WriteBatch,
+    AcceptEvent, ActionQueue, ActionRecord, ActionState, AuditLog, AuditQuery, BatchWriter,
+    Durability, EventLog, EventRecord, Maintenance, MemoryStore, NewAction, RequestResults,
+    WriteBatch,
 };
 use atamo_core::{
     ActionId, AgentSpec, Event, EventTypeDef, Hub, HubBuilder, Principal, PublishError,
@@ -362,126 +363,84 @@ async fn ready_actions_in_the_store_are_claimed_and_run_with_their_idempotency_k
 
 #[tokio::test]
 async fn an_event_the_store_cannot_take_comes_back_to_the_publisher() {
-    /// A store that refuses every write.
+    use atamo_core::store::{
+        ActionRow, AuditRecord, CheckReport, Claimed, Cursor, EventQuery, NodeId, Page,
+        PruneReport, ResultRecord, Retention, StoreError, StoreStats, WriteOutcome,
+    };
+    use atamo_core::{async_trait, EventId, RequestId};
+
+    /// A store that refuses every write; the rest is a memory store's.
     struct Broken(MemoryStore);
-    impl Store for Broken {
+    #[async_trait]
+    impl BatchWriter for Broken {
+        async fn write(&self, _: WriteBatch) -> Result<WriteOutcome, StoreError> {
+            Err(StoreError::unavailable("disk full"))
+        }
+    }
+    #[async_trait]
+    impl ActionQueue for Broken {
+        async fn claim(
+            &self,
+            n: &NodeId,
+            l: usize,
+            d: Duration,
+        ) -> Result<Vec<Claimed>, StoreError> {
+            self.0.claim(n, l, d).await
+        }
+        async fn heartbeat(&self, n: &NodeId, d: Duration) -> Result<u64, StoreError> {
+            self.0.heartbeat(n, d).await
+        }
+        async fn recover_expired(&self) -> Result<u64, StoreError> {
+            self.0.recover_expired().await
+        }
+        async fn action(&self, id: ActionId) -> Result<Option<ActionRow>, StoreError> {
+            self.0.action(id).await
+        }
+        async fn dead_letters(
+            &self,
+            c: Option<Cursor>,
+            l: usize,
+        ) -> Result<Page<ActionRow>, StoreError> {
+            self.0.dead_letters(c, l).await
+        }
+        async fn redrive(&self, id: ActionId) -> Result<bool, StoreError> {
+            self.0.redrive(id).await
+        }
+    }
+    #[async_trait]
+    impl RequestResults for Broken {
+        async fn results(&self, r: RequestId) -> Result<Vec<ResultRecord>, StoreError> {
+            self.0.results(r).await
+        }
+    }
+    #[async_trait]
+    impl AuditLog for Broken {
+        async fn audit(&self, q: AuditQuery) -> Result<Page<AuditRecord>, StoreError> {
+            self.0.audit(q).await
+        }
+    }
+    #[async_trait]
+    impl EventLog for Broken {
+        async fn event(&self, id: EventId) -> Result<Option<EventRecord>, StoreError> {
+            self.0.event(id).await
+        }
+        async fn events(&self, q: EventQuery) -> Result<Page<EventRecord>, StoreError> {
+            self.0.events(q).await
+        }
+    }
+    #[async_trait]
+    impl Maintenance for Broken {
         fn backend(&self) -> &'static str {
             "broken"
         }
-        fn write(
-            &self,
-            _: WriteBatch,
-        ) -> atamo_core::store::StoreFuture<'_, atamo_core::store::WriteOutcome> {
-            Box::pin(async {
-                Err(atamo_core::store::StoreError::Unavailable(
-                    "disk full".into(),
-                ))
-            })
+        async fn prune(&self, r: &Retention) -> Result<PruneReport, StoreError> {
+            self.0.prune(r).await
         }
-        fn claim(
-            &self,
-            n: &atamo_core::store::NodeId,
-            l: usize,
-            d: Duration,
-        ) -> atamo_core::store::StoreFuture<'_, Vec<atamo_core::store::Claimed>> {
-            self.0.claim(n, l, d)
+        async fn stats(&self) -> Result<StoreStats, StoreError> {
+            self.0.stats().await
         }
-        fn heartbeat(
-            &self,
-            n: &atamo_core::store::NodeId,
-            d: Duration,
-        ) -> atamo_core::store::StoreFuture<'_, u64> {
-            self.0.heartbeat(n, d)
-        }
-        fn recover_expired(&self) -> atamo_core::store::StoreFuture<'_, u64> {
-            self.0.recover_expired()
-        }
-        fn action(
-            &self,
-            id: ActionId,
-        ) -> atamo_core::store::StoreFuture<'_, Option<atamo_core::store::ActionRow>> {
-            self.0.action(id)
-        }
-        fn dead_letters(
-            &self,
-            c: Option<atamo_core::store::Cursor>,
-            l: usize,
-        ) -> atamo_core::store::StoreFuture<'_, atamo_core::store::Page<atamo_core::store::ActionRow>>
-        {
-            self.0.dead_letters(c, l)
-        }
-        fn redrive(&self, id: ActionId) -> atamo_core::store::StoreFuture<'_, bool> {
-            self.0.redrive(id)
-        }
-        fn results(
-            &self,
-            r: atamo_core::RequestId,
-        ) -> atamo_core::store::StoreFuture<'_, Vec<atamo_core::store::ResultRecord>> {
-            self.0.results(r)
-        }
-        fn event(
-            &self,
-            id: atamo_core::EventId,
-        ) -> atamo_core::store::StoreFuture<'_, Option<EventRecord>> {
-            self.0.event(id)
-        }
-        fn audit(
-            &self,
-            q: AuditQuery,
-        ) -> atamo_core::store::StoreFuture<
-            '_,
-            atamo_core::store::Page<atamo_core::store::AuditRecord>,
-        > {
-            self.0.audit(q)
-        }
-        fn events(
-            &self,
-            q: atamo_core::store::EventQuery,
-        ) -> atamo_core::store::StoreFuture<'_, atamo_core::store::Page<EventRecord>> {
-            self.0.events(q)
-        }
-        fn registry_get(
-            &self,
-            kind: &str,
-            id: &str,
-        ) -> atamo_core::store::StoreFuture<'_, Option<atamo_core::store::RegistryEntry>> {
-            self.0.registry_get(kind, id)
-        }
-        fn registry_list(
-            &self,
-            kind: &str,
-        ) -> atamo_core::store::StoreFuture<'_, Vec<atamo_core::store::RegistryEntry>> {
-            self.0.registry_list(kind)
-        }
-        fn registry_put(
-            &self,
-            kind: &str,
-            id: &str,
-            body: serde_json::Value,
-            mode: atamo_core::store::RegistryWrite,
-            audit: Vec<atamo_core::store::AuditRecord>,
-        ) -> atamo_core::store::StoreFuture<'_, atamo_core::store::RegistryOutcome> {
-            self.0.registry_put(kind, id, body, mode, audit)
-        }
-        fn registry_delete(
-            &self,
-            kind: &str,
-            id: &str,
-            audit: Vec<atamo_core::store::AuditRecord>,
-        ) -> atamo_core::store::StoreFuture<'_, bool> {
-            self.0.registry_delete(kind, id, audit)
-        }
-        fn prune(
-            &self,
-            r: &atamo_core::store::Retention,
-        ) -> atamo_core::store::StoreFuture<'_, atamo_core::store::PruneReport> {
-            self.0.prune(r)
-        }
-        fn stats(&self) -> atamo_core::store::StoreFuture<'_, atamo_core::store::StoreStats> {
-            self.0.stats()
-        }
-        fn check(&self) -> atamo_core::store::StoreFuture<'_, atamo_core::store::CheckReport> {
-            self.0.check()
+        async fn check(&self) -> Result<CheckReport, StoreError> {
+            self.0.check().await
         }
     }
     let agent = RecordingAgent::new();

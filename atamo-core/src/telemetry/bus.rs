@@ -3,10 +3,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use super::{Monitor, TelemetryEvent, TelemetryKind};
+use super::{audit_record, Monitor, TelemetryEvent, TelemetryKind};
 use crate::ids::EventId;
 use crate::message::Timestamp;
-use crate::store::{audit_record, AuditRecord};
+use crate::store::AuditRecord;
 
 /// A run of telemetry events sent together. Stages of the hub buffer their events and publish
 /// them once per batch of work, which keeps telemetry cheap at high rates.

@@ -12,12 +12,14 @@
 //! [`TelemetryRecvError::Lagged`].
 
 mod alert;
+mod audit;
 mod bus;
 mod event;
 mod monitor;
 mod report;
 
 pub use alert::{AlertKind, UnknownAlertKind};
+pub use audit::audit_record;
 pub(crate) use bus::{Bus, Sink, SinkParts};
 pub use bus::{TelemetryBatch, TelemetryRecvError, TelemetrySubscriber};
 pub use event::{

@@ -1,7 +1,8 @@
 //! API keys and roles.
 //!
 //! A key is `atk_<id>_<secret>`: the id names the key (it shows in logs and audit), the secret
-//! proves it. The store keeps the SHA-256 of the secret only (the registry, kind `api_key`);
+//! proves it. The store keeps the SHA-256 of the secret only (its definitions registry, kind
+//! [`RegistryKind::API_KEY`]);
 //! secrets are 256 random bits, so a fast hash is enough — a slow password hash protects
 //! guessable secrets, which these are not. Keys are cached in memory; a key the cache does not
 //! know (made on another node) is looked up in the store, and the cache is refreshed every few
@@ -13,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use atamo_core::ids::TenantId;
 use atamo_core::message::Timestamp;
-use atamo_core::store::{AuditRecord, RegistryOutcome, RegistryWrite, Store, StoreError};
+use atamo_core::store::{
+    AuditRecord, DefinitionRegistry, RegistryKind, RegistryOutcome, RegistryWrite, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 /// The registry kind API keys are stored under.
-pub const KEY_KIND: &str = "api_key";
+pub const KEY_KIND: RegistryKind = RegistryKind::API_KEY;
 
 /// What a key may do.
 #[derive(
@@ -145,7 +148,7 @@ pub struct NewKey {
 
 /// The keys the service accepts.
 pub struct KeyRing {
-    store: Arc<dyn Store>,
+    registry: Arc<dyn DefinitionRegistry>,
     /// Each key's info and the SHA-256 of its secret, decoded once.
     keys: RwLock<HashMap<String, (KeyInfo, [u8; 32])>>,
     bootstrap: Option<[u8; 32]>,
@@ -190,7 +193,7 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 fn random_hex(n: usize) -> Result<String, StoreError> {
     let mut buf = vec![0u8; n];
     getrandom::getrandom(&mut buf)
-        .map_err(|e| StoreError::Unavailable(format!("no randomness for a key: {e}")))?;
+        .map_err(|e| StoreError::unavailable(format!("no randomness for a key: {e}")))?;
     Ok(hex(&buf))
 }
 
@@ -207,14 +210,14 @@ fn split_token(token: &str) -> Option<(&str, &str)> {
 }
 
 impl KeyRing {
-    /// Keys from `store`, plus `admin_token` (from `ATAMO_ADMIN_TOKEN`) as an admin key that is
-    /// never stored.
+    /// Keys from `registry`, plus `admin_token` (from `ATAMO_ADMIN_TOKEN`) as an admin key
+    /// that is never stored.
     pub async fn open(
-        store: Arc<dyn Store>,
+        registry: Arc<dyn DefinitionRegistry>,
         admin_token: Option<&str>,
     ) -> Result<Arc<Self>, StoreError> {
         let ring = Arc::new(Self {
-            store,
+            registry,
             keys: RwLock::new(HashMap::new()),
             bootstrap: admin_token.map(|t| sha256(t.as_bytes())),
             // In the past, so that the first unknown key is looked up at once.
@@ -230,7 +233,7 @@ impl KeyRing {
 
     /// Reads every key from the store again.
     pub async fn reload(&self) -> Result<(), StoreError> {
-        let entries = self.store.registry_list(KEY_KIND).await?;
+        let entries = self.registry.entries(&KEY_KIND).await?;
         let mut keys = HashMap::with_capacity(entries.len());
         for e in entries {
             match serde_json::from_value::<StoredKey>(e.body) {
@@ -330,15 +333,15 @@ impl KeyRing {
             hash: hex(&hash),
         };
         let body = serde_json::to_value(&stored)
-            .map_err(|e| StoreError::Invalid(format!("key not encodable: {e}")))?;
+            .map_err(|e| StoreError::invalid("key not encodable").with_source(e))?;
         match self
-            .store
-            .registry_put(KEY_KIND, &id, body, RegistryWrite::Create, audit)
+            .registry
+            .put(&KEY_KIND, &id, body, RegistryWrite::Create, audit)
             .await?
         {
             RegistryOutcome::Written { .. } => {}
             other => {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::invalid(format!(
                     "key id {id} could not be stored: {other:?}"
                 )))
             }
@@ -354,7 +357,7 @@ impl KeyRing {
 
     /// Revokes a key; false when there is none of that id.
     pub async fn revoke(&self, id: &str, audit: Vec<AuditRecord>) -> Result<bool, StoreError> {
-        let gone = self.store.registry_delete(KEY_KIND, id, audit).await?;
+        let gone = self.registry.delete(&KEY_KIND, id, audit).await?;
         if let Ok(mut keys) = self.keys.write() {
             keys.remove(id);
         }
@@ -389,7 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn keys_verify_until_revoked_and_only_their_hash_is_stored() {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let store: Arc<dyn DefinitionRegistry> = Arc::new(MemoryStore::new());
         let ring = KeyRing::open(store.clone(), Some("an-admin-token-from-env"))
             .await
             .unwrap();
@@ -405,11 +408,7 @@ mod tests {
             (caller.role, caller.tenant),
             (Role::Client, Some("acme".into()))
         );
-        let stored = store
-            .registry_get(KEY_KIND, &key.info.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = store.entry(&KEY_KIND, &key.info.id).await.unwrap().unwrap();
         let secret = key.token.rsplit('_').next().unwrap();
         assert!(!stored.body.to_string().contains(secret));
 

@@ -160,13 +160,25 @@ impl From<atamo_core::store::StoreError> for ApiError {
     fn from(e: atamo_core::store::StoreError) -> Self {
         use atamo_core::store::StoreError;
         match e {
-            StoreError::Invalid(m) => Self::new(StatusCode::BAD_REQUEST, m),
-            StoreError::Unavailable(_) | StoreError::Closed => {
-                Self::unavailable(format!("the store cannot be reached: {e}"))
+            StoreError::Invalid { .. } => Self::new(StatusCode::BAD_REQUEST, e.detail()),
+            StoreError::Unavailable { .. } | StoreError::Closed => {
+                Self::unavailable(format!("the store cannot be reached: {}", error_chain(&e)))
             }
-            other => Self::internal(other),
+            other => Self::internal(error_chain(&other)),
         }
     }
+}
+
+/// An error and its sources, each after a `: `: the whole reason on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 impl IntoResponse for ApiError {

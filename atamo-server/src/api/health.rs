@@ -29,7 +29,7 @@ pub(crate) async fn healthz(State(state): State<Shared>) -> Response {
     .await;
     let store = match probe {
         Ok(Ok(_)) => json!({"status": "ok", "latency_ms": started.elapsed().as_secs_f64() * 1e3}),
-        Ok(Err(e)) => json!({"status": "failing", "error": e.to_string()}),
+        Ok(Err(e)) => json!({"status": "failing", "error": super::error::error_chain(&e)}),
         Err(_) => {
             json!({"status": "failing", "error": format!("no answer within {STORE_PROBE_TIMEOUT:?}")})
         }

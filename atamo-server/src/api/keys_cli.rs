@@ -69,7 +69,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
                     None => None,
                 };
                 let store = crate::store::open_or_create(&target).await?;
-                let keys = KeyRing::open(store, None).await?;
+                let keys = KeyRing::open(store.registry, None).await?;
                 let key = keys.create(role, tenant, name, Vec::new()).await?;
                 if target.json() {
                     println!("{}", serde_json::to_string(&key)?);
@@ -84,7 +84,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             }
             KeysCommand::List { target } => {
                 let store = crate::store::open(&target).await?;
-                let keys = KeyRing::open(store, None).await?;
+                let keys = KeyRing::open(store.registry, None).await?;
                 let list = keys.list();
                 if target.json() {
                     println!("{}", serde_json::to_string(&list)?);
@@ -105,7 +105,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             }
             KeysCommand::Revoke { id, target } => {
                 let store = crate::store::open(&target).await?;
-                let keys = KeyRing::open(store, None).await?;
+                let keys = KeyRing::open(store.registry, None).await?;
                 if keys.revoke(&id, Vec::new()).await? {
                     eprintln!("key {id} revoked");
                     Ok(ExitCode::SUCCESS)

@@ -70,7 +70,7 @@ pub(super) fn parse_path(text: &str) -> Result<PathBuf, String> {
 /// A PostgreSQL schema name, checked as the PostgreSQL store checks it when it connects.
 pub(super) fn check_schema(name: &str) -> Result<(), String> {
     atamo_store_postgres::validate_schema(name).map_err(|e| match e {
-        atamo_core::store::StoreError::Invalid(m) => m,
+        atamo_core::store::StoreError::Invalid { message, .. } => message,
         other => other.to_string(),
     })
 }

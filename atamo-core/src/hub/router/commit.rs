@@ -117,9 +117,7 @@ impl Committer {
             None => Ok(WriteOutcome::default()),
             Some(task) => match task.await {
                 Ok(outcome) => outcome,
-                Err(e) => Err(StoreError::Unavailable(format!(
-                    "the store write stopped: {e}"
-                ))),
+                Err(e) => Err(StoreError::unavailable("the store write stopped").with_source(e)),
             },
         };
         match outcome {

@@ -69,7 +69,7 @@ pub(crate) async fn publish_one(
     tokio::spawn(async move {
         while let Some(step) = stream.next().await {
             if let Ok(mut steps) = kept.steps.lock() {
-                steps.push(atamo_core::store::audit_record(&step));
+                steps.push(atamo_core::telemetry::audit_record(&step));
             }
         }
     });
