@@ -96,7 +96,7 @@ pub struct ActionTypeDef {
     /// How failed actions of this type are tried again, whatever agent handles them (a rule's
     /// policy still wins).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry: Option<crate::failure::RetryPolicy>,
+    pub retry: Option<crate::policy::RetryPolicy>,
 }
 
 impl ActionTypeDef {
@@ -118,7 +118,7 @@ impl ActionTypeDef {
 
     /// Sets how failed actions of this type are tried again.
     #[must_use]
-    pub fn retry(mut self, policy: crate::failure::RetryPolicy) -> Self {
+    pub fn retry(mut self, policy: crate::policy::RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
     }

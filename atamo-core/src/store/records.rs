@@ -7,12 +7,12 @@ use serde_json::Value;
 
 // The retry policy an action carries; a plain value type (the hub's failure handling uses it
 // too).
-use crate::failure::RetryPolicy;
 use crate::ids::{
     ActionId, ActionType, AgentId, CorrelationId, EventId, EventType, ProviderId, RequestId,
     RuleId, TenantId, UserId,
 };
 use crate::message::{Origin, Principal, Timestamp};
+use crate::policy::RetryPolicy;
 
 /// Whether a message survives a crash of a stateful hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -99,7 +99,7 @@ pub fn action(event: &EventRecord, agent: &str) -> ActionRecord {
     ActionRecord {
         rule: Some("mail-orders".into()),
         provider: Some("rules".into()),
-        retry: Some(crate::failure::RetryPolicy::attempts(3)),
+        retry: Some(crate::policy::RetryPolicy::attempts(3)),
         ..ActionRecord::new(
             event,
             agent,
