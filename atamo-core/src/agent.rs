@@ -16,6 +16,7 @@
 //! ```
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,18 +82,43 @@ pub trait Agent: Send + Sync + 'static {
     }
 }
 
-#[async_trait]
+/// The future `async_trait` gives each method of [`Agent`].
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+// Written out rather than with `#[async_trait]`, which would box a second future around the
+// inner agent's on every call: an `Arc`'s methods hand the inner future back as it is.
 impl<A: Agent + ?Sized> Agent for Arc<A> {
-    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
-        (**self).call(action, ctx).await
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        action: Action,
+        ctx: CallContext,
+    ) -> Boxed<'async_trait, Result<Reply, AgentError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).call(action, ctx)
     }
 
-    async fn health(&self) -> Option<Result<Value, AgentError>> {
-        (**self).health().await
+    fn health<'life0, 'async_trait>(
+        &'life0 self,
+    ) -> Boxed<'async_trait, Option<Result<Value, AgentError>>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).health()
     }
 
-    async fn control(&self, message: Value) -> Result<Value, AgentError> {
-        (**self).control(message).await
+    fn control<'life0, 'async_trait>(
+        &'life0 self,
+        message: Value,
+    ) -> Boxed<'async_trait, Result<Value, AgentError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).control(message)
     }
 }
 
@@ -109,14 +135,22 @@ where
     AgentFn(f)
 }
 
-#[async_trait]
+// Written out: the closure's future is boxed as it is, without a second state machine.
 impl<F, Fut> Agent for AgentFn<F>
 where
     F: Fn(Action, CallContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Reply, AgentError>> + Send + 'static,
 {
-    async fn call(&self, action: Action, ctx: CallContext) -> Result<Reply, AgentError> {
-        (self.0)(action, ctx).await
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        action: Action,
+        ctx: CallContext,
+    ) -> Boxed<'async_trait, Result<Reply, AgentError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin((self.0)(action, ctx))
     }
 }
 

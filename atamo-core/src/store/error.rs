@@ -108,6 +108,12 @@ impl StoreError {
         out
     }
 
+    /// The error and every source behind it, as one line (`store unavailable: <message>:
+    /// <source>: ...`): what a log line shows.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+
     fn parts(&self) -> (u8, &str, Option<&ErrorSource>) {
         match self {
             Self::Unavailable { message, source } => (0, message, source.as_ref()),
@@ -158,5 +164,21 @@ mod tests {
             StoreError::Closed
         );
         assert_eq!(StoreError::invalid("bad").detail(), "bad");
+    }
+}
+
+/// A [`StoreError`] with its sources, displayed on one line; see [`StoreError::chain`].
+#[derive(Debug, Clone, Copy)]
+pub struct Chain<'a>(&'a StoreError);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
     }
 }

@@ -65,7 +65,7 @@ pub use capabilities::{
     ActionQueue, AuditLog, BatchWriter, EventLog, Maintenance, RequestResults, Store,
 };
 pub use clock::{earlier, later, system_time, Clock, ManualClock, SystemClock};
-pub use error::{ErrorSource, StoreError};
+pub use error::{Chain, ErrorSource, StoreError};
 pub use maintenance::{CheckReport, PruneReport, Retention, StoreStats};
 pub use memory::MemoryStore;
 pub use query::{

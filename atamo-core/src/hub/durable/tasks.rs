@@ -44,7 +44,7 @@ pub(crate) async fn settle_writer(durable: Arc<Durable>, mut rx: mpsc::Receiver<
                 }
             }
             // At least once: the actions run again once their leases end.
-            Err(error) => tracing::warn!(%error, "settles not written"),
+            Err(error) => tracing::warn!(error = %error.chain(), "settles not written"),
         }
     }
 }
@@ -99,7 +99,7 @@ pub(crate) async fn heartbeat(durable: Arc<Durable>, stop: CancellationToken) {
             .heartbeat(durable.node(), durable.settings.lease)
             .await
         {
-            tracing::warn!(%error, "leases not renewed");
+            tracing::warn!(error = %error.chain(), "leases not renewed");
         }
     }
 }
@@ -116,7 +116,7 @@ pub(crate) async fn pruner(durable: Arc<Durable>, stop: CancellationToken) {
         }
         match durable.store.prune(&retention).await {
             Ok(report) => tracing::debug!(?report, "store pruned"),
-            Err(error) => tracing::warn!(%error, "store not pruned"),
+            Err(error) => tracing::warn!(error = %error.chain(), "store not pruned"),
         }
     }
 }
@@ -128,7 +128,7 @@ pub(crate) async fn claimer(shared: Arc<Shared>, durable: Arc<Durable>) {
     loop {
         let mut claimed_any = false;
         if let Err(error) = durable.store.recover_expired().await {
-            tracing::warn!(%error, "expired leases not recovered");
+            tracing::warn!(error = %error.chain(), "expired leases not recovered");
         }
         match durable
             .store
@@ -173,7 +173,7 @@ pub(crate) async fn claimer(shared: Arc<Shared>, durable: Arc<Durable>) {
                 }
                 durable.settle(unknown).await;
             }
-            Err(error) => tracing::warn!(%error, "ready actions not claimed"),
+            Err(error) => tracing::warn!(error = %error.chain(), "ready actions not claimed"),
         }
         if claimed_any {
             // A full batch: more may be waiting.

@@ -35,8 +35,8 @@ pub(super) enum Acceptance {
 
 /// One event's share of its batch's store write (nothing, in a stateless hub).
 pub(super) struct Accepting {
-    /// The event and its durable actions.
-    stored: Option<AcceptEvent>,
+    /// The event and its durable actions (boxed: a stateless hub moves only a pointer).
+    stored: Option<Box<AcceptEvent>>,
     any_durable: bool,
     type_durability: Option<Durability>,
 }
@@ -88,7 +88,7 @@ impl Acceptance {
                 if is_request {
                     accept.event.dedupe_key = None;
                 }
-                Some(accept)
+                Some(Box::new(accept))
             }
         };
         Accepting {
@@ -149,7 +149,10 @@ impl Acceptance {
                 pending.push(Pending {
                     ack,
                     receipt,
-                    stored: accepting.stored.filter(|_| durable_type || any_durable),
+                    stored: accepting
+                        .stored
+                        .filter(|_| durable_type || any_durable)
+                        .map(|stored| *stored),
                     request,
                 });
             }

@@ -137,7 +137,7 @@ impl Committer {
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, events = pending.len(), "events not committed");
+                tracing::warn!(error = %error.chain(), events = pending.len(), "events not committed");
                 for (i, p) in pending.iter().enumerate() {
                     refused.push(p.receipt.event_id);
                     answers[i] = Err(error.clone());

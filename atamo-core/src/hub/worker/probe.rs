@@ -43,8 +43,11 @@ impl ProbeSchedule {
         RunningProbe {
             started: Instant::now(),
             check: Box::pin(async move {
-                match tokio::time::timeout(timeout, AssertUnwindSafe(agent.health()).catch_unwind())
-                    .await
+                match tokio::time::timeout(
+                    timeout,
+                    AssertUnwindSafe((*agent).health()).catch_unwind(),
+                )
+                .await
                 {
                     Ok(Ok(outcome)) => outcome,
                     Ok(Err(panic)) => Some(Err(AgentError::Panicked {

@@ -7,14 +7,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::availability::Availability;
-use super::call::{Done, InFlight};
+use super::call::{Calls, Done};
 use super::coalesce::{Coalescer, GroupRef};
 use super::dead_letter::dead_letter;
 use super::held::{reroute, Held};
@@ -81,14 +79,16 @@ impl Worker {
         }
     }
 
-    fn idle(&self, inflight: &FuturesUnordered<InFlight>) -> bool {
+    fn idle(&self, inflight: &Calls<'_>) -> bool {
         inflight.is_empty() && self.retries.is_empty() && self.held.is_empty()
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Dispatch>) -> WorkerReport {
         let shared = self.hub.shared.clone();
         let mut sink = Sink::new(shared.bus.clone()).with_audit(self.settler.keeps());
-        let mut inflight: FuturesUnordered<InFlight> = FuturesUnordered::new();
+        // The calls borrow the agent from here, for as long as the loop runs.
+        let agent = self.agent.clone();
+        let mut inflight = Calls::new(&*agent);
         let mut buf = Vec::with_capacity(BATCH);
         let mut closed = false;
         let mut report = WorkerReport::default();
@@ -123,7 +123,7 @@ impl Worker {
                     sink.begin();
                     self.finish(done, &mut sink);
                     // Collect whatever else is ready without waiting.
-                    while let Some(Some(done)) = inflight.next().now_or_never() {
+                    while let Some(done) = inflight.ready() {
                         self.finish(done, &mut sink);
                     }
                     if !self.held.is_empty() {
@@ -191,7 +191,7 @@ impl Worker {
 
     /// Starts `held` if the agent takes calls (and nothing older waits), sends it to its
     /// fallback if a rule named one, or keeps it for later.
-    fn admit(&mut self, held: Held, inflight: &mut FuturesUnordered<InFlight>, sink: &mut Sink) {
+    fn admit(&mut self, held: Held, inflight: &mut Calls<'_>, sink: &mut Sink) {
         if self.held.is_empty() && self.availability.may_call(held.dispatch().action.id()) {
             self.run_held(held, inflight, sink);
             return;
@@ -203,7 +203,7 @@ impl Worker {
         }
     }
 
-    fn run_held(&mut self, held: Held, inflight: &mut FuturesUnordered<InFlight>, sink: &mut Sink) {
+    fn run_held(&mut self, held: Held, inflight: &mut Calls<'_>, sink: &mut Sink) {
         match held {
             Held::New(d) => self.start(d, inflight, sink),
             Held::Retry(Retry { dispatch, group }) => self.attempt(dispatch, group, inflight, sink),
@@ -211,7 +211,7 @@ impl Worker {
     }
 
     /// Starts held actions while the agent takes calls and there is room.
-    fn release(&mut self, inflight: &mut FuturesUnordered<InFlight>, sink: &mut Sink) {
+    fn release(&mut self, inflight: &mut Calls<'_>, sink: &mut Sink) {
         let concurrency = self.info.concurrency.max(1);
         while inflight.len() < concurrency {
             let Some(next) = self.held.front() else { break };
@@ -225,7 +225,7 @@ impl Worker {
     }
 
     /// A new action: shared with an identical request's call when it can be, else called.
-    fn start(&mut self, d: Dispatch, inflight: &mut FuturesUnordered<InFlight>, sink: &mut Sink) {
+    fn start(&mut self, d: Dispatch, inflight: &mut Calls<'_>, sink: &mut Sink) {
         let (d, group) = match d.request.clone() {
             None => (d, None),
             Some(entry) => {
@@ -255,7 +255,7 @@ impl Worker {
         &mut self,
         mut d: Dispatch,
         group: Option<GroupRef>,
-        inflight: &mut FuturesUnordered<InFlight>,
+        inflight: &mut Calls<'_>,
         sink: &mut Sink,
     ) {
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -286,18 +286,8 @@ impl Worker {
         let started = Instant::now();
         d.first_attempt.get_or_insert(started);
         let action = d.action.clone();
-        let mut call = InFlight::start(
-            &self.agent,
-            self.info.call_timeout,
-            action,
-            ctx,
-            d,
-            group,
-            started,
-        );
-        match call.poll_now() {
-            Some(done) => self.finish(done, sink),
-            None => inflight.push(call),
+        if let Some(done) = inflight.start(self.info.call_timeout, action, ctx, d, group, started) {
+            self.finish(done, sink);
         }
     }
 
@@ -402,7 +392,7 @@ impl Worker {
     /// (and, in a stateful hub, given back for another node or a restart).
     fn abandon(
         &mut self,
-        inflight: &mut FuturesUnordered<InFlight>,
+        inflight: &mut Calls<'_>,
         rx: &mut mpsc::Receiver<Dispatch>,
         sink: &mut Sink,
     ) -> u64 {
