@@ -46,6 +46,25 @@ pub(super) fn change_record(
 }
 
 impl Registry {
+    /// [`persist`](Self::persist)s a change that was just applied to the hub; when it cannot
+    /// be stored, `undo` takes it back out of the hub, so that the hub and the store never
+    /// disagree.
+    pub(super) async fn persist_or_undo(
+        &self,
+        kind: &RegistryKind,
+        id: &str,
+        body: Value,
+        mode: RegistryWrite,
+        caller: &Caller,
+        undo: impl FnOnce(),
+    ) -> Result<(), ApiError> {
+        let stored = self.persist(kind, id, body, mode, caller).await;
+        if stored.is_err() {
+            undo();
+        }
+        stored
+    }
+
     pub(super) async fn persist(
         &self,
         kind: &RegistryKind,

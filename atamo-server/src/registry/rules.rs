@@ -69,20 +69,18 @@ impl Registry {
         }
         self.check_rule_refs(&rule)?;
         self.inner.rules.insert(rule.clone()).map_err(rules_error)?;
-        let value = to_json(&rule)?;
-        if let Err(e) = self
-            .persist(
-                &RULE,
-                rule.id.as_str(),
-                value,
-                RegistryWrite::Create,
-                caller,
-            )
-            .await
-        {
-            self.inner.rules.remove(&rule.id);
-            return Err(e);
-        }
+        let rules = &self.inner.rules;
+        self.persist_or_undo(
+            &RULE,
+            rule.id.as_str(),
+            to_json(&rule)?,
+            RegistryWrite::Create,
+            caller,
+            || {
+                rules.remove(&rule.id);
+            },
+        )
+        .await?;
         self.remember_rule(&rule.id, Source::Api);
         Ok(())
     }
@@ -95,20 +93,18 @@ impl Registry {
         };
         self.check_rule_refs(&rule)?;
         self.inner.rules.upsert(rule.clone()).map_err(rules_error)?;
-        let value = to_json(&rule)?;
-        if let Err(e) = self
-            .persist(
-                &RULE,
-                rule.id.as_str(),
-                value,
-                RegistryWrite::Upsert,
-                caller,
-            )
-            .await
-        {
-            let _ = self.inner.rules.upsert(old);
-            return Err(e);
-        }
+        let rules = &self.inner.rules;
+        self.persist_or_undo(
+            &RULE,
+            rule.id.as_str(),
+            to_json(&rule)?,
+            RegistryWrite::Upsert,
+            caller,
+            || {
+                let _ = rules.upsert(old);
+            },
+        )
+        .await?;
         self.remember_rule(&rule.id, Source::Api);
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Event types and action types.
 
 use atamo_core::ids::{ActionType, EventType};
-use atamo_core::store::RegistryWrite;
+use atamo_core::store::RegistryWrite::Create;
 
 use super::errors::{config_error, to_json};
 use super::state::{Registry, ACTION_TYPE, EVENT_TYPE};
@@ -37,23 +37,19 @@ impl Registry {
     ) -> Result<(), ApiError> {
         let _w = self.inner.write.lock().await;
         self.apply_event_type(&body)?;
-        let value = to_json(&body)?;
-        let stored = self
-            .persist(
-                &EVENT_TYPE,
-                &body.name,
-                value,
-                RegistryWrite::Create,
-                caller,
-            )
-            .await;
-        if stored.is_err() {
-            let _ = self
-                .inner
-                .control
-                .unregister_event_type(&EventType::from(body.name.as_str()));
-        }
-        stored
+        let name = EventType::from(body.name.as_str());
+        let control = &self.inner.control;
+        self.persist_or_undo(
+            &EVENT_TYPE,
+            &body.name,
+            to_json(&body)?,
+            Create,
+            caller,
+            || {
+                let _ = control.unregister_event_type(&name);
+            },
+        )
+        .await
     }
 
     /// Every registered event type.
@@ -74,23 +70,19 @@ impl Registry {
     ) -> Result<(), ApiError> {
         let _w = self.inner.write.lock().await;
         self.apply_action_type(&body)?;
-        let value = to_json(&body)?;
-        let stored = self
-            .persist(
-                &ACTION_TYPE,
-                &body.name,
-                value,
-                RegistryWrite::Create,
-                caller,
-            )
-            .await;
-        if stored.is_err() {
-            let _ = self
-                .inner
-                .control
-                .unregister_action_type(&ActionType::from(body.name.as_str()));
-        }
-        stored
+        let name = ActionType::from(body.name.as_str());
+        let control = &self.inner.control;
+        self.persist_or_undo(
+            &ACTION_TYPE,
+            &body.name,
+            to_json(&body)?,
+            Create,
+            caller,
+            || {
+                let _ = control.unregister_action_type(&name);
+            },
+        )
+        .await
     }
 
     /// Every registered action type.
