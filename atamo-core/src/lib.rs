@@ -73,7 +73,7 @@ mod publish;
 pub mod request;
 pub mod rules;
 mod serde_ms;
-mod status;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 

@@ -115,6 +115,13 @@ pub trait Maintenance: Send + Sync {
 
     /// Checks the store's integrity.
     async fn check(&self) -> Result<CheckReport, StoreError>;
+
+    /// How the store is doing now, cheaply (no I/O): `Failed` when it cannot keep what it is
+    /// given (its writer is down, the disk is full, damage was found), `Degraded` when it
+    /// works with a problem. The hub's readiness reads it.
+    fn condition(&self) -> crate::status::ComponentState {
+        crate::status::ComponentState::Ready
+    }
 }
 
 /// Durable state for a stateful hub: every capability above. See the
