@@ -37,6 +37,16 @@ pub enum PublishError {
         /// The event, unchanged.
         event: Event,
     },
+    /// The hub cannot accept and keep events now: a component it needs has failed (its
+    /// router, a stateful hub's settle writer, its store). Nothing of the event was taken;
+    /// [`Control::readiness`](crate::Control::readiness) says the same.
+    #[error("the hub cannot accept and keep events now: {reason}")]
+    Unavailable {
+        /// The event, unchanged.
+        event: Event,
+        /// Why, one part per component (`store: the disk is full`).
+        reason: String,
+    },
     /// A stateful hub could not commit the event to its store; nothing of it was kept or
     /// sent. Trying again later may work.
     #[error("the event could not be stored: {error}")]
@@ -55,6 +65,7 @@ impl PublishError {
         match self {
             Self::Rejected { event, .. }
             | Self::ShuttingDown { event }
+            | Self::Unavailable { event, .. }
             | Self::Store { event, .. } => event,
         }
     }

@@ -43,8 +43,10 @@ pub struct AgentStatus {
     pub version: Option<String>,
 }
 
-/// How a long-lived component of the hub is doing. `/readyz` is ready only when every
-/// component is [`Ready`](Self::Ready) or [`Degraded`](Self::Degraded).
+/// How a long-lived component of the hub is doing. The hub is ready (and `/readyz` answers
+/// 200) only while every [essential](ComponentStatus::essential) component is
+/// [`Ready`](Self::Ready) or [`Degraded`](Self::Degraded); a component that is not essential
+/// degrades the hub's work (an agent's calls, the retention) without stopping its intake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ComponentState {
@@ -77,5 +79,69 @@ impl ComponentState {
             Self::Ready => None,
             Self::Degraded { reason } | Self::Failed { reason } => Some(reason),
         }
+    }
+}
+
+/// One long-lived component of the hub, as [`Control::components`](crate::Control::components)
+/// lists it: the router, each agent's worker, a stateful hub's committer, settle writer,
+/// claimer, heartbeat, pruner and store, the request stores' timers, the event providers and
+/// an alert monitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentStatus {
+    /// Its name: `router`, `agent_worker:<agent>`, `settle_writer`, `event_provider:<name>`, ...
+    pub name: String,
+    /// How it is doing.
+    #[serde(flatten)]
+    pub state: ComponentState,
+    /// Since when it is in that state.
+    pub since: Timestamp,
+    /// How many times it was restarted after a panic.
+    pub restarts: u64,
+    /// Whether the hub cannot accept and keep work without it: when it is not working,
+    /// publishing is refused and the hub is not ready.
+    pub essential: bool,
+}
+
+/// Why the hub cannot accept and keep work: the component, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotReady {
+    /// The component (`hub` while it shuts down).
+    pub component: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.component, self.reason)
+    }
+}
+
+/// Whether the hub can accept work and keep it, as
+/// [`Control::readiness`](crate::Control::readiness) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    /// True when it can: every essential component works and the hub is not shutting down.
+    pub ready: bool,
+    /// Why it cannot, one entry per component; empty when ready.
+    pub reasons: Vec<NotReady>,
+}
+
+impl Readiness {
+    /// Readiness from the reasons against it.
+    pub fn from_reasons(reasons: Vec<NotReady>) -> Self {
+        Self {
+            ready: reasons.is_empty(),
+            reasons,
+        }
+    }
+
+    /// The reasons in one line (`store: the disk is full; router: ...`), empty when ready.
+    pub fn summary(&self) -> String {
+        self.reasons
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }

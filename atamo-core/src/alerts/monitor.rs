@@ -9,7 +9,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::hub::components::ComponentHandle;
+use crate::hub::supervise::Restarts;
 use crate::hub::{ConfigProblem, Control, EventTypeDef, Hub, HubHandle};
+use crate::telemetry::TelemetrySubscriber;
 
 use super::active::{ActiveAlert, Shared};
 use super::config::AlertConfig;
@@ -73,10 +76,11 @@ impl AlertMonitor {
             task.ensure(&agent.id, epoch);
         }
         let span = tracing::info_span!("alert_monitor");
+        let component = control.shared.components.register("alert_monitor", false);
         let handle = control
             .shared
             .runtime
-            .spawn(task.run(sub, stop.clone()).instrument(span));
+            .spawn(supervised(task, sub, stop.clone(), component).instrument(span));
         Self {
             shared,
             stop,
@@ -116,6 +120,27 @@ impl AlertMonitor {
         if let Some(task) = self.task.take() {
             if let Err(e) = task.await {
                 tracing::warn!(error = %e, "alert monitor task ended abnormally");
+            }
+        }
+    }
+}
+
+/// Runs the monitor's loop until it is stopped, restarted after a panic with its windows and
+/// active alerts (the telemetry batch it was handling is lost).
+async fn supervised(
+    mut task: Task,
+    mut sub: TelemetrySubscriber,
+    stop: CancellationToken,
+    component: ComponentHandle,
+) {
+    let mut restarts = Restarts::new("the telemetry batch it was handling");
+    loop {
+        match restarts.life(&component, task.run(&mut sub, &stop)).await {
+            Ok(()) => return,
+            Err(panic) => {
+                if !restarts.panicked(&component, &panic, Some(&stop)).await {
+                    return;
+                }
             }
         }
     }

@@ -45,7 +45,9 @@ pub(super) struct Task {
 }
 
 impl Task {
-    pub(super) async fn run(mut self, mut sub: TelemetrySubscriber, stop: CancellationToken) {
+    /// The monitor's loop. Its windows and alerts live in `self`, kept by its supervisor
+    /// (`monitor.rs`), so that a loop restarted after a panic goes on with them.
+    pub(super) async fn run(&mut self, sub: &mut TelemetrySubscriber, stop: &CancellationToken) {
         let every = self.config.sample_interval.max(Duration::from_millis(1));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -8,14 +8,16 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::components::Components;
 use super::control::Control;
 use super::definitions::{ActionTypeDef, ConfigError, ConfigProblem, EventTypeDef};
 use super::durable::{self, StoreSettings};
 use super::lifecycle::{Lifecycle, Tasks};
-use super::router::Router;
+use super::router;
 use super::routing::Routing;
 use super::running::Hub;
 use super::shared::Shared;
+use super::supervise;
 use crate::agent::AgentSpec;
 use crate::ids::ProviderId;
 use crate::request::{RequestStore, StoreConfig};
@@ -222,8 +224,12 @@ impl HubBuilder {
             }
             None => (None, None),
         };
+        let components = Components::new(durable.as_ref().map(|d| d.store.clone()));
         let (requests, timers) = RequestStore::new(self.store, bus.clone(), store_stop.clone());
-        let timers = runtime.spawn(timers.instrument(tracing::info_span!("request_timers")));
+        let timers = runtime.spawn(
+            supervise::timers(timers, components.register("request_timers", false))
+                .instrument(tracing::info_span!("request_timers")),
+        );
         let tasks = Tasks::default();
         tasks.track_side(timers);
         let shared = Arc::new(Shared {
@@ -239,6 +245,7 @@ impl HubBuilder {
             event_providers: Mutex::new(Vec::new()),
             dead_letters: crate::failure::DeadLetters::new(self.dead_letters),
             durable,
+            components,
         });
         let control = Control {
             shared: shared.clone(),
@@ -285,8 +292,11 @@ impl HubBuilder {
             let writer = durable::start(&shared, d, rx);
             shared.tasks.set_settler(writer);
         }
-        let router = Router::new(shared.clone());
-        let task = runtime.spawn(router.run(rx).instrument(tracing::info_span!("hub_router")));
+        let component = shared.components.register("router", true);
+        let task = runtime.spawn(
+            router::supervised(shared.clone(), rx, component)
+                .instrument(tracing::info_span!("hub_router")),
+        );
         Ok(Hub::new(shared, task, self.grace))
     }
 }

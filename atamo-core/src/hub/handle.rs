@@ -75,6 +75,9 @@ impl HubHandle {
         if !self.shared.lifecycle.accepting.load(Ordering::Acquire) {
             return Err(PublishError::ShuttingDown { event });
         }
+        if let Some(reason) = self.shared.components.refusal() {
+            return Err(PublishError::Unavailable { event, reason });
+        }
         let problems = self.shared.routing.load().check(&event);
         if !problems.is_empty() {
             tracing::debug!(event_id = %event.id(), event_type = %event.event_type(), ?problems, "event rejected");
@@ -103,19 +106,31 @@ impl HubHandle {
             }
             None => None,
         };
-        self.shared
-            .ingress
-            .send(env)
-            .await
-            .map_err(|e| PublishError::ShuttingDown { event: e.0.event })?;
+        if let Err(e) = self.shared.ingress.send(env).await {
+            return Err(self.not_taken(e.0.event));
+        }
         let Some((rx, event)) = committed else {
             return Ok(receipt);
         };
         match rx.await {
             Ok(Ok(receipt)) => Ok(receipt),
             Ok(Err(error)) => Err(PublishError::Store { event, error }),
-            Err(_) => Err(PublishError::ShuttingDown { event }),
+            Err(_) => Err(self.not_taken(event)),
         }
+    }
+
+    /// Why an event that passed the checks was not taken after all: the hub began to shut
+    /// down, or (while it still accepts) the router or the committer stopped.
+    fn not_taken(&self, event: Event) -> PublishError {
+        if !self.shared.lifecycle.accepting.load(Ordering::Acquire) {
+            return PublishError::ShuttingDown { event };
+        }
+        let reason = self
+            .shared
+            .components
+            .refusal()
+            .unwrap_or_else(|| "router: it has stopped".to_owned());
+        PublishError::Unavailable { event, reason }
     }
 
     fn receipt(event: &Event) -> Receipt {
@@ -151,9 +166,7 @@ impl HubHandle {
         match self.shared.ingress.try_send(env) {
             Ok(()) => Ok(receipt),
             Err(TrySendError::Full(env)) => Err(TryPublishError::Full { event: env.event }),
-            Err(TrySendError::Closed(env)) => {
-                Err(PublishError::ShuttingDown { event: env.event }.into())
-            }
+            Err(TrySendError::Closed(env)) => Err(self.not_taken(env.event).into()),
         }
     }
 
@@ -327,9 +340,11 @@ impl HubHandle {
         }
     }
 
-    /// Whether the hub still accepts events.
+    /// Whether the hub still accepts events: it is not shutting down, and every component it
+    /// needs to keep them works (see [`Control::readiness`](crate::Control::readiness)).
     pub fn is_accepting(&self) -> bool {
         self.shared.lifecycle.accepting.load(Ordering::Acquire)
+            && self.shared.components.refusal().is_none()
     }
 }
 

@@ -4,9 +4,12 @@
 //! Inside, one shared state (`shared.rs`) is held by the router, the agents' workers, the
 //! handles and the controller; what they exchange (an envelope from a client to the router, a
 //! dispatch from the router to a worker) and what they report live in files of their own,
-//! below all of them.
+//! below all of them. Every long-lived task runs under supervision (`supervise.rs`) and reports
+//! its state to the register of components (`components.rs`), which intake and
+//! [`Control::readiness`] read.
 
 mod builder;
+pub(crate) mod components;
 mod control;
 mod definitions;
 pub(crate) mod dispatch;
@@ -20,6 +23,9 @@ mod router;
 mod routing;
 mod running;
 pub(crate) mod shared;
+pub(crate) mod supervise;
+#[cfg(test)]
+mod supervision_tests;
 mod worker;
 
 pub use crate::telemetry::ShutdownReport;

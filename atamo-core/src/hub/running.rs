@@ -93,6 +93,9 @@ impl Hub {
                 Some(r) => r.await.unwrap_or_default(),
                 None => RouterReport::default(),
             };
+            // Set by the router once it has routed what it held; set here too, for a router
+            // that failed.
+            shared.lifecycle.intake_done.cancel();
             // Workers registered while the router drained are picked up by the second take.
             let mut w = WorkerReport::default();
             loop {

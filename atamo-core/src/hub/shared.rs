@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, Weak};
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
+use super::components::Components;
 use super::durable::Durable;
 use super::envelope::Envelope;
 use super::lifecycle::{Lifecycle, Tasks};
@@ -15,7 +16,8 @@ use crate::telemetry::Bus;
 
 /// State shared by the hub's tasks and handles. Each part has one job: the registry snapshot
 /// (swapped whole), the way in, telemetry, the shutdown signals, the tasks to await, the
-/// requests' stores, the dead letters, and in a stateful hub its store.
+/// requests' stores, the dead letters, the long-lived components' states, and in a stateful
+/// hub its store.
 pub(crate) struct Shared {
     /// What is registered; changed by clone-modify-swap under `control_lock`.
     pub(crate) routing: ArcSwap<Routing>,
@@ -36,4 +38,6 @@ pub(crate) struct Shared {
     pub(crate) dead_letters: DeadLetters,
     /// In a stateful hub: the store and its settings.
     pub(crate) durable: Option<Arc<Durable>>,
+    /// Every long-lived component and its state; intake asks it before it accepts.
+    pub(crate) components: Arc<Components>,
 }

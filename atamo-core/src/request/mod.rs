@@ -31,4 +31,4 @@ pub use crate::message::request::{
 pub use entry::AnswerStream;
 pub(crate) use entry::{Keeper, RequestEntry};
 pub(crate) use group::{CallGroup, RequestSink};
-pub(crate) use store::{Found, RequestStore, StoreConfig};
+pub(crate) use store::{Found, RequestStore, StoreConfig, Timers};

@@ -65,15 +65,13 @@ pub(crate) struct RequestStore {
 }
 
 impl RequestStore {
-    /// The store and its timer task (to be spawned by the hub and stopped by `stop`).
+    /// The store and its timers (run by a task the hub spawns and supervises; stopped by
+    /// `stop`).
     pub(crate) fn new(
         config: StoreConfig,
         bus: Arc<Bus>,
         stop: CancellationToken,
-    ) -> (
-        Arc<Self>,
-        impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
+    ) -> (Arc<Self>, Timers) {
         let (tx, rx) = mpsc::unbounded_channel();
         let expired = moka::sync::Cache::builder()
             .max_capacity(config.tombstones)
@@ -105,8 +103,14 @@ impl RequestStore {
             timers: tx,
             finished: std::sync::Mutex::new(Vec::new()),
         });
-        let task = run_timers(Arc::downgrade(&store), rx, stop);
-        (store, task)
+        let timers = Timers {
+            store: Arc::downgrade(&store),
+            rx,
+            stop,
+            deadlines: DelayQueue::new(),
+            expiries: BinaryHeap::new(),
+        };
+        (store, timers)
     }
 
     pub(crate) fn insert(&self, entry: Arc<RequestEntry>) {
@@ -180,14 +184,39 @@ impl RequestStore {
     }
 }
 
-async fn run_timers(
+/// A request store's deadlines and keep-alive expiries, and the loop that keeps them. What it
+/// holds lives outside the loop's future, so that a loop restarted after a panic goes on with
+/// every deadline and expiry.
+pub(crate) struct Timers {
     store: std::sync::Weak<RequestStore>,
-    mut rx: mpsc::UnboundedReceiver<Timer>,
+    rx: mpsc::UnboundedReceiver<Timer>,
     stop: CancellationToken,
+    deadlines: DelayQueue<RequestId>,
+    /// Keep-alive expiries, earliest first.
+    expiries: BinaryHeap<Reverse<(Instant, RequestId)>>,
+}
+
+impl Timers {
+    /// Runs until `stop` fires or the store is gone.
+    pub(crate) async fn run(&mut self) {
+        let Self {
+            store,
+            rx,
+            stop,
+            deadlines,
+            expiries,
+        } = self;
+        run_timers(store, rx, stop, deadlines, expiries).await;
+    }
+}
+
+async fn run_timers(
+    store: &std::sync::Weak<RequestStore>,
+    rx: &mut mpsc::UnboundedReceiver<Timer>,
+    stop: &CancellationToken,
+    deadlines: &mut DelayQueue<RequestId>,
+    expiries: &mut BinaryHeap<Reverse<(Instant, RequestId)>>,
 ) {
-    let mut deadlines: DelayQueue<RequestId> = DelayQueue::new();
-    // Keep-alive expiries, earliest first.
-    let mut expiries: BinaryHeap<Reverse<(Instant, RequestId)>> = BinaryHeap::new();
     let mut tick = tokio::time::interval(SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

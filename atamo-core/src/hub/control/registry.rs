@@ -15,6 +15,7 @@ use crate::hub::definitions::{
 use crate::hub::handle::HubHandle;
 use crate::hub::provider::{EventProvider, ProviderLink};
 use crate::hub::routing::{AgentEntry, AgentStats, ProviderEntry};
+use crate::hub::supervise;
 use crate::hub::worker::Worker;
 use crate::ids::{ActionType, AgentId, EventType, ProviderId};
 use crate::request::{RequestStore, StoreConfig};
@@ -128,7 +129,14 @@ impl Control {
         })?;
         let worker = Worker::new(info, agent, stats, HubHandle::from_shared(&self.shared));
         let span = tracing::info_span!("agent_worker", agent = %id);
-        let task = self.shared.runtime.spawn(worker.run(rx).instrument(span));
+        let component = self
+            .shared
+            .components
+            .register(format!("agent_worker:{id}"), false);
+        let task = self
+            .shared
+            .runtime
+            .spawn(worker.supervised(rx, component).instrument(span));
         self.shared.tasks.track_worker(task);
         tracing::debug!(agent = %id, "agent registered");
         self.shared
@@ -291,6 +299,11 @@ impl Control {
             Err(poisoned) => poisoned.into_inner().push(Arc::downgrade(&store)),
         }
         let span = tracing::info_span!("event_provider", provider = %name);
+        let components = &self.shared.components;
+        let timers = supervise::timers(
+            timers,
+            components.register(format!("request_timers:{name}"), false),
+        );
         let timers = self.shared.runtime.spawn(timers.instrument(span.clone()));
         self.shared.tasks.track_side(timers);
         let link = ProviderLink {
@@ -301,10 +314,11 @@ impl Control {
             },
             stop: self.shared.lifecycle.drain.clone(),
         };
+        let component = components.register(format!("event_provider:{name}"), false);
         let task = self
             .shared
             .runtime
-            .spawn(provider.run(link).instrument(span));
+            .spawn(supervise::provider(provider, link, component).instrument(span));
         self.shared.tasks.track_side(task);
         tracing::debug!(provider = %name, "event provider attached");
         Ok(())

@@ -1,4 +1,5 @@
-//! Listing what is registered, the hub's health and agents' statuses, and telemetry.
+//! Listing what is registered, the hub's health, its components and readiness, agents'
+//! statuses, and telemetry.
 
 use std::sync::atomic::Ordering;
 
@@ -10,6 +11,7 @@ use crate::hub::handle::HubHandle;
 use crate::hub::health::{AgentHealth, HealthSnapshot, QueueDepth};
 use crate::ids::{AgentId, ProviderId, RuleId};
 use crate::rules::RuleInfo;
+use crate::status::{ComponentStatus, NotReady, Readiness};
 use crate::telemetry::TelemetrySubscriber;
 
 impl Control {
@@ -112,6 +114,31 @@ impl Control {
             requests_running: self.shared.requests.running(),
             requests_kept: self.shared.requests.kept(),
         }
+    }
+
+    /// Every long-lived component of the hub and how it is doing, by name: the router, each
+    /// agent's worker, the request stores' timers, the event providers, an alert monitor, and
+    /// in a stateful hub its committer, settle writer, claimer, heartbeat, pruner and store
+    /// (the store's [`condition`](crate::store::Maintenance::condition), read now).
+    pub fn components(&self) -> Vec<ComponentStatus> {
+        self.shared.components.list()
+    }
+
+    /// Whether the hub can accept work and keep it, with the reasons when it cannot: it is
+    /// shutting down, or an essential component is not working (the router or the committer
+    /// stopped, the settle writer keeps panicking, the store's condition is failed). While
+    /// it cannot, publishing is refused with
+    /// [`PublishError::Unavailable`](crate::PublishError::Unavailable).
+    pub fn readiness(&self) -> Readiness {
+        let mut reasons = Vec::new();
+        if !self.shared.lifecycle.accepting.load(Ordering::Acquire) {
+            reasons.push(NotReady {
+                component: "hub".into(),
+                reason: "shutting down".into(),
+            });
+        }
+        reasons.extend(self.shared.components.reasons());
+        Readiness::from_reasons(reasons)
     }
 
     /// Subscribes to all telemetry from now on.

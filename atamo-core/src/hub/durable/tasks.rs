@@ -10,11 +10,12 @@ use tokio_util::sync::CancellationToken;
 use super::records::dispatch_of;
 use super::state::Durable;
 use crate::hub::shared::Shared;
+use crate::hub::supervise;
 use crate::message::Timestamp;
 use crate::store::{later, Settlement, WriteBatch};
 
 /// Writes workers' settles, merging what is waiting into one store write.
-pub(crate) async fn settle_writer(durable: Arc<Durable>, mut rx: mpsc::Receiver<WriteBatch>) {
+pub(crate) async fn settle_writer(durable: Arc<Durable>, rx: &mut mpsc::Receiver<WriteBatch>) {
     let mut bufs = Vec::with_capacity(64);
     loop {
         tokio::select! {
@@ -49,8 +50,9 @@ pub(crate) async fn settle_writer(durable: Arc<Durable>, mut rx: mpsc::Receiver<
     }
 }
 
-/// Starts a stateful hub's tasks: the settle writer (returned: the hub awaits it after its
-/// workers) and the claimer, heartbeat and pruner (side tasks).
+/// Starts a stateful hub's tasks under supervision (`hub/supervise.rs`): the settle writer
+/// (returned: the hub awaits it after its workers) and the claimer, heartbeat and pruner
+/// (side tasks).
 pub(crate) fn start(
     shared: &Arc<Shared>,
     durable: &Arc<Durable>,
@@ -59,26 +61,51 @@ pub(crate) fn start(
     use tracing::Instrument;
     let rt = &shared.runtime;
     let node = durable.node().to_string();
+    let components = &shared.components;
+    let d = durable.clone();
     let writer = rt.spawn(
-        settle_writer(durable.clone(), settles)
-            .instrument(tracing::info_span!("store_settles", %node)),
+        supervise::with_queue(
+            settles,
+            components.register("settle_writer", true),
+            "the settles it was writing (their actions stay leased until the node restarts)",
+            move |rx| Box::pin(settle_writer(d.clone(), rx)),
+        )
+        .instrument(tracing::info_span!("store_settles", %node)),
     );
+    let (s, d) = (shared.clone(), durable.clone());
     shared.tasks.track_side(
         rt.spawn(
-            claimer(shared.clone(), durable.clone())
-                .instrument(tracing::info_span!("store_claims", %node)),
+            supervise::restarted(
+                components.register("claimer", false),
+                "the actions it had claimed (they run once the node restarts)",
+                Some(shared.lifecycle.drain.clone()),
+                move || Box::pin(claimer(s.clone(), d.clone())),
+            )
+            .instrument(tracing::info_span!("store_claims", %node)),
         ),
     );
+    let (d, stop) = (durable.clone(), shared.lifecycle.store_stop.clone());
     shared.tasks.track_side(
         rt.spawn(
-            heartbeat(durable.clone(), shared.lifecycle.store_stop.clone())
-                .instrument(tracing::info_span!("store_leases", %node)),
+            supervise::restarted(
+                components.register("heartbeat", false),
+                "nothing",
+                Some(stop.clone()),
+                move || Box::pin(heartbeat(d.clone(), stop.clone())),
+            )
+            .instrument(tracing::info_span!("store_leases", %node)),
         ),
     );
+    let (d, stop) = (durable.clone(), shared.lifecycle.store_stop.clone());
     shared.tasks.track_side(
         rt.spawn(
-            pruner(durable.clone(), shared.lifecycle.store_stop.clone())
-                .instrument(tracing::info_span!("store_prune", %node)),
+            supervise::restarted(
+                components.register("pruner", false),
+                "nothing",
+                Some(stop.clone()),
+                move || Box::pin(pruner(d.clone(), stop.clone())),
+            )
+            .instrument(tracing::info_span!("store_prune", %node)),
         ),
     );
     writer

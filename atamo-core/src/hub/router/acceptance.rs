@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::commit::{Committer, Handoff, Pending, PIPELINE};
 use super::deliver::deliver;
@@ -50,7 +51,11 @@ impl Acceptance {
             None => Self::Stateless,
             Some(durable) => {
                 let (committer, rx) = mpsc::channel::<Handoff>(PIPELINE);
-                let task = shared.runtime.spawn(Committer::new(shared.clone()).run(rx));
+                let component = shared.components.register("committer", true);
+                let task = shared.runtime.spawn(
+                    Committer::supervised(shared.clone(), rx, component)
+                        .instrument(tracing::info_span!("hub_committer")),
+                );
                 Self::Durable {
                     durable: durable.clone(),
                     pending: Vec::new(),

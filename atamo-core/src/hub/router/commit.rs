@@ -7,11 +7,13 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::deliver::deliver;
+use crate::hub::components::ComponentHandle;
 use crate::hub::dispatch::Dispatch;
 use crate::hub::durable::Durable;
 use crate::hub::envelope::Ack;
 use crate::hub::routing::AgentEntry;
 use crate::hub::shared::Shared;
+use crate::hub::supervise::catching;
 use crate::ids::EventId;
 use crate::publish::Receipt;
 use crate::request::{RequestEntry, RequestState};
@@ -89,6 +91,30 @@ impl Committer {
             sink: Sink::new(shared.bus.clone()).deferring_monitors(true),
             shared,
             abandoned: 0,
+        }
+    }
+
+    /// Runs a stateful hub's committer. After a panic it is failed for good: the batch it was
+    /// answering was stored but not delivered, and the batches behind it are refused.
+    pub(super) async fn supervised(
+        shared: Arc<Shared>,
+        rx: mpsc::Receiver<Handoff>,
+        component: ComponentHandle,
+    ) -> u64 {
+        match catching(Self::new(shared).run(rx)).await {
+            Ok(abandoned) => abandoned,
+            Err(panic) => {
+                tracing::error!(
+                    component = "committer",
+                    %panic,
+                    "the committer panicked; the hub takes no more events. The batch it was \
+                     answering is stored: its actions run once the node is restarted"
+                );
+                component.failed_for_good(format!(
+                    "panicked ({panic}); the hub takes no more events until it is restarted"
+                ));
+                0
+            }
         }
     }
 

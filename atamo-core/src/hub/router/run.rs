@@ -55,7 +55,7 @@ impl Router {
         }
     }
 
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) -> RouterReport {
+    pub(crate) async fn run(mut self, rx: &mut mpsc::Receiver<Envelope>) -> RouterReport {
         let mut buf = Vec::with_capacity(BATCH);
         let mut closing = false;
         let mut report = RouterReport::default();
@@ -104,6 +104,8 @@ impl Router {
             request,
             ack,
         } = env;
+        #[cfg(test)]
+        crate::hub::supervise::faults::router(event.event_type().as_str());
         let type_durability = routing
             .event_types
             .get(event.event_type())

@@ -4,6 +4,7 @@
 use crate::failure::{EXHAUSTED_EVENT, STATUS_CHANGED_EVENT};
 use crate::hub::dispatch::Dispatch;
 use crate::hub::handle::HubHandle;
+use crate::hub::supervise::spawn_logged;
 use crate::message::{Event, Origin};
 use crate::outcome::AgentError;
 use crate::telemetry::{AlertKind, Sink, TelemetryKind};
@@ -62,7 +63,7 @@ pub(super) fn dead_letter(hub: &HubHandle, d: &Dispatch, error: &AgentError, sin
         action: meta.id,
     });
     let publisher = hub.clone();
-    hub.shared.runtime.spawn(async move {
+    spawn_logged(&hub.shared.runtime, "exhausted_event", async move {
         if let Err(err) = publisher.publish(event).await {
             tracing::debug!(%err, "exhausted event not published");
         }

@@ -9,7 +9,8 @@
 //! - [`coalesce`]: identical requests sharing one call, and recent results reused;
 //! - [`dead_letter`]: actions that failed for good;
 //! - [`probe`]: the health probe;
-//! - [`settle`]: where outcomes go, stateless or stateful, behind one interface.
+//! - [`settle`]: where outcomes go, stateless or stateful, behind one interface;
+//! - [`supervise`]: the loop restarted after a panic, with its queue and calls in flight.
 
 mod availability;
 mod breaker;
@@ -22,6 +23,7 @@ mod retry;
 mod run;
 mod settle;
 mod status;
+mod supervise;
 
 pub(crate) use run::Worker;
 pub(crate) use status::announce;

@@ -33,7 +33,7 @@ const BATCH: usize = 256;
 
 pub(crate) struct Worker {
     info: Arc<AgentInfo>,
-    agent: Arc<dyn Agent>,
+    pub(super) agent: Arc<dyn Agent>,
     stats: Arc<AgentStats>,
     hub: HubHandle,
     /// What calls publish their follow-up events through.
@@ -83,12 +83,15 @@ impl Worker {
         inflight.is_empty() && self.retries.is_empty() && self.held.is_empty()
     }
 
-    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Dispatch>) -> WorkerReport {
+    /// The worker's loop. Its calls in flight and its queue are kept by its supervisor
+    /// (`supervise.rs`), so that a loop restarted after a panic goes on with them.
+    pub(super) async fn run(
+        &mut self,
+        inflight: &mut Calls<'_>,
+        rx: &mut mpsc::Receiver<Dispatch>,
+    ) -> WorkerReport {
         let shared = self.hub.shared.clone();
         let mut sink = Sink::new(shared.bus.clone()).with_audit(self.settler.keeps());
-        // The calls borrow the agent from here, for as long as the loop runs.
-        let agent = self.agent.clone();
-        let mut inflight = Calls::new(&*agent);
         let mut buf = Vec::with_capacity(BATCH);
         let mut closed = false;
         let mut report = WorkerReport::default();
@@ -98,7 +101,7 @@ impl Worker {
         let mut schedule = self.info.health_check.map(ProbeSchedule::new);
         let mut probe: Option<RunningProbe> = None;
         loop {
-            if closed && self.idle(&inflight) {
+            if closed && self.idle(inflight) {
                 break;
             }
             let room = concurrency.saturating_sub(inflight.len()).min(BATCH);
@@ -114,7 +117,7 @@ impl Worker {
                 biased;
                 _ = shared.lifecycle.abort.cancelled() => {
                     sink.begin();
-                    report.abandoned = self.abandon(&mut inflight, &mut rx, &mut sink);
+                    report.abandoned = self.abandon(inflight, rx, &mut sink);
                     sink.flush();
                     self.settler.write(&mut sink).await;
                     break;
@@ -127,13 +130,13 @@ impl Worker {
                         self.finish(done, &mut sink);
                     }
                     if !self.held.is_empty() {
-                        self.release(&mut inflight, &mut sink);
+                        self.release(inflight, &mut sink);
                     }
                 }
                 _ = tokio::time::sleep_until(open_until.unwrap_or_else(Instant::now)), if open_until.is_some() => {
                     sink.begin();
                     self.availability.half_open();
-                    self.release(&mut inflight, &mut sink);
+                    self.release(inflight, &mut sink);
                 }
                 _ = async {
                     match schedule.as_mut() {
@@ -158,18 +161,18 @@ impl Worker {
                     sink.begin();
                     self.availability.checked(outcome, elapsed, &mut sink);
                     if !self.held.is_empty() {
-                        self.release(&mut inflight, &mut sink);
+                        self.release(inflight, &mut sink);
                     }
                 }
                 // An operator's change matters only to actions held meanwhile (new ones read
                 // the status as they come).
                 _ = stats.status.changed.notified(), if !self.held.is_empty() => {
                     sink.begin();
-                    self.release(&mut inflight, &mut sink);
+                    self.release(inflight, &mut sink);
                 }
                 Some(retry) = self.retries.due(), if !self.retries.is_empty() && room > 0 => {
                     sink.begin();
-                    self.admit(Held::Retry(retry), &mut inflight, &mut sink);
+                    self.admit(Held::Retry(retry), inflight, &mut sink);
                 }
                 n = rx.recv_many(&mut buf, intake), if intake > 0 && !closed => {
                     if n == 0 {
@@ -177,11 +180,11 @@ impl Worker {
                     } else {
                         sink.begin();
                         for d in buf.drain(..) {
-                            self.admit(Held::New(d), &mut inflight, &mut sink);
+                            self.admit(Held::New(d), inflight, &mut sink);
                         }
                     }
                 }
-                _ = shared.lifecycle.intake_done.cancelled(), if rx.is_empty() && self.idle(&inflight) => break,
+                _ = shared.lifecycle.intake_done.cancelled(), if rx.is_empty() && self.idle(inflight) => break,
             }
             sink.flush();
             self.settler.write(&mut sink).await;
@@ -299,6 +302,8 @@ impl Worker {
         error: &AgentError,
         group: Option<&GroupRef>,
     ) -> Option<Duration> {
+        #[cfg(test)]
+        crate::hub::supervise::faults::worker_retry(d.action.meta.action_type.as_str());
         if self.hub.shared.lifecycle.abort.is_cancelled()
             || group.is_some_and(|g| g.group.cancel.is_cancelled())
         {

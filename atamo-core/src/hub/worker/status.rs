@@ -2,6 +2,7 @@
 
 use crate::failure::STATUS_CHANGED_EVENT;
 use crate::hub::handle::HubHandle;
+use crate::hub::supervise::spawn_logged;
 use crate::message::Event;
 use crate::status::{AgentState, AgentStatus};
 use crate::telemetry::TelemetryKind;
@@ -29,7 +30,7 @@ pub(crate) fn announce(hub: &HubHandle, from: AgentState, status: AgentStatus) {
         payload,
     );
     let publisher = hub.clone();
-    hub.shared.runtime.spawn(async move {
+    spawn_logged(&hub.shared.runtime, "status_event", async move {
         if let Err(err) = publisher.publish(event).await {
             tracing::debug!(%err, "status event not published");
         }
