@@ -1,5 +1,6 @@
 //! Helpers shared by the scenario tests: a telemetry recorder that asserts the recorded path
-//! of a message, a recording agent, and a few builders, so tests read like scenarios.
+//! of a message, a recording agent, a store whose condition a test sets, and a few builders,
+//! so tests read like scenarios.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,6 +9,7 @@
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod conditioned;
 #[cfg(feature = "structure")]
 pub mod structure;
 
