@@ -235,14 +235,24 @@ fn write_token_file(path: &Path, token: &str) -> anyhow::Result<()> {
 }
 
 impl Service {
-    /// Builds everything but the listener.
+    /// Builds everything but the listener, on the store the configuration names.
     pub async fn start(cfg: &ServeConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
+        let store = open_store(cfg).await?;
+        Self::start_on(cfg, store).await
+    }
+
+    /// Builds everything but the listener, on a store already opened (for embedding, and for
+    /// tests that wrap a store). `cfg.store` still says whether the hub is stateful: a memory
+    /// store keeps only the service's keys and definitions.
+    pub async fn start_on(cfg: &ServeConfig, store: ServiceStore) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating the data directory {}", cfg.data_dir.display()))?;
         let ServiceStore {
             store,
             registry: definitions,
-        } = open_store(cfg).await?;
+        } = store;
         let rules = RuleBook::new();
         let mut settings = StoreSettings::default()
             .lease(cfg.hub.lease)

@@ -1,8 +1,10 @@
 //! Health, readiness, metrics and the OpenAPI document: no key needed.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use atamo_core::ids::ActionId;
+use atamo_core::status::{ComponentState, NotReady};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,11 +16,14 @@ use super::Shared;
 /// How long the store may take to answer the health probe.
 const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Health of each part: 200 when the hub accepts events and the store answers, 503 otherwise.
+/// Health of each part: 200 while the hub can accept and keep work and the store answers,
+/// 503 otherwise. `components` holds the hub's summary, the store (its answer to a probe and
+/// its condition), the agents, and every long-lived component of the hub by name (`router`,
+/// `agent_worker:<agent>`, `settle_writer`, ...) with its state, since when, and restarts.
 #[utoipa::path(get, path = "/healthz", tag = "service",
     responses(
-        (status = 200, description = "Healthy; each component's status", body = Object),
-        (status = 503, description = "The store or the hub is unhealthy", body = Object)))]
+        (status = 200, description = "Healthy (`ok`), or working with a degraded component (`degraded`); each component's status", body = Object),
+        (status = 503, description = "The hub cannot accept and keep work, or the store does not answer; each component's status and the reasons", body = Object)))]
 pub(crate) async fn healthz(State(state): State<Shared>) -> Response {
     let started = Instant::now();
     // A point lookup of an id nobody has: it reaches the database without costing a scan.
@@ -27,41 +32,69 @@ pub(crate) async fn healthz(State(state): State<Shared>) -> Response {
         state.store.action(ActionId::generate()),
     )
     .await;
-    let store = match probe {
+    let mut store = match probe {
         Ok(Ok(_)) => json!({"status": "ok", "latency_ms": started.elapsed().as_secs_f64() * 1e3}),
         Ok(Err(e)) => json!({"status": "failing", "error": super::error::error_chain(&e)}),
         Err(_) => {
             json!({"status": "failing", "error": format!("no answer within {STORE_PROBE_TIMEOUT:?}")})
         }
     };
-    let store_ok = store["status"] == "ok";
     let health = state.control.health();
-    let hub_ok = health.accepting;
+    let readiness = state.control.readiness();
+    let parts = state.control.components();
     let statuses = state.control.agent_statuses();
     let offline: Vec<String> = statuses
         .iter()
         .filter(|s| s.state == atamo_core::failure::AgentState::Offline)
         .map(|s| s.agent.to_string())
         .collect();
-    let healthy = store_ok && hub_ok;
-    let body = json!({
-        "status": if healthy { "ok" } else { "failing" },
-        "components": {
-            "hub": {
-                "status": if hub_ok { "ok" } else { "stopping" },
-                "queued_actions": health.queued_actions,
-                "in_flight_actions": health.in_flight_actions,
-                "requests_running": health.requests_running,
+    let mut components = json!({
+        "hub": {
+            "status": if !health.accepting {
+                "stopping"
+            } else if readiness.ready {
+                "ok"
+            } else {
+                "failing"
             },
-            "store": store,
-            "agents": {
-                // An agent that is down degrades its routes, not the service.
-                "status": if offline.is_empty() { "ok" } else { "degraded" },
-                "registered": statuses.len(),
-                "offline": offline,
-            },
+            "queued_actions": health.queued_actions,
+            "in_flight_actions": health.in_flight_actions,
+            "requests_running": health.requests_running,
+        },
+        "agents": {
+            // An agent that is down degrades its routes, not the service.
+            "status": if offline.is_empty() { "ok" } else { "degraded" },
+            "registered": statuses.len(),
+            "offline": offline,
         },
     });
+    for part in &parts {
+        let mut entry = serde_json::to_value(part).unwrap_or_default();
+        entry["status"] = json!(status_word(&part.state));
+        if part.name == "store" {
+            // The hub's view of the store (its condition) beside the probe's.
+            if !part.state.is_working() {
+                store["status"] = json!("failing");
+                store["error"] = json!(part.state.reason().unwrap_or("not working"));
+            }
+            store["condition"] = entry;
+        } else {
+            components[part.name.as_str()] = entry;
+        }
+    }
+    let store_ok = store["status"] == "ok";
+    components["store"] = store;
+    let healthy = store_ok && health.accepting && readiness.ready;
+    let degraded = parts
+        .iter()
+        .any(|p| !matches!(p.state, ComponentState::Ready));
+    let mut body = json!({
+        "status": if !healthy { "failing" } else if degraded { "degraded" } else { "ok" },
+        "components": components,
+    });
+    if !readiness.ready {
+        body["reasons"] = json!(readiness.reasons);
+    }
     let code = if healthy {
         StatusCode::OK
     } else {
@@ -70,18 +103,42 @@ pub(crate) async fn healthz(State(state): State<Shared>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// Ready for traffic: 200 once started, 503 while starting or stopping.
+/// One word for a component's state, as `/healthz` reports each part.
+fn status_word(state: &ComponentState) -> &'static str {
+    match state {
+        ComponentState::Starting => "starting",
+        ComponentState::Ready => "ok",
+        ComponentState::Degraded { .. } => "degraded",
+        ComponentState::Failed { .. } => "failing",
+    }
+}
+
+/// Ready for traffic: 200 while the service is up and the hub can accept and keep work; 503
+/// with the reasons while starting or stopping, or while an essential component of the hub
+/// is not working (its router stopped, the settle writer keeps failing, the store's condition
+/// is failed: its writer is down, its disk is full, damage was found).
 #[utoipa::path(get, path = "/readyz", tag = "service",
     responses(
         (status = 200, description = "Ready", body = Object),
-        (status = 503, description = "Starting or stopping", body = Object)))]
+        (status = 503, description = "Not ready: starting, stopping, or the hub cannot accept and keep work; `reasons` names each component and what is wrong", body = Object)))]
 pub(crate) async fn readyz(State(state): State<Shared>) -> Response {
-    if state.is_ready() {
+    let mut readiness = state.control.readiness();
+    if !state.ready.load(Ordering::Acquire) {
+        readiness.reasons.insert(
+            0,
+            NotReady {
+                component: "service".into(),
+                reason: "starting or stopping".into(),
+            },
+        );
+        readiness.ready = false;
+    }
+    if readiness.ready {
         (StatusCode::OK, Json(json!({"status": "ready"}))).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not_ready"})),
+            Json(json!({"status": "not_ready", "reasons": readiness.reasons})),
         )
             .into_response()
     }

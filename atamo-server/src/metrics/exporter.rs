@@ -1,10 +1,13 @@
 //! [`Metrics`]: the handle the service keeps. It starts the recorder, records HTTP requests
 //! and renders `GET /metrics`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atamo_core::telemetry::TelemetrySubscriber;
 use atamo_core::Control;
+use futures_util::FutureExt;
 use prometheus_client::registry::Registry;
 use tracing::Instrument;
 
@@ -34,6 +37,28 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// Counts the hub's telemetry until it ends. A panic in counting is logged and counting
+/// goes on with the same counters and subscription (the batch in hand is not counted).
+async fn counting(mut sub: TelemetrySubscriber, mut tally: Tally) {
+    loop {
+        match AssertUnwindSafe(count(&mut sub, &mut tally))
+            .catch_unwind()
+            .await
+        {
+            Ok(()) => return,
+            Err(panic) => {
+                let panic = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(%panic, "metrics counting panicked; restarting it");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 impl Metrics {
     /// The content type to answer `GET /metrics` with: the Prometheus text format 0.0.4.
     pub const CONTENT_TYPE: &'static str =
@@ -54,7 +79,7 @@ impl Metrics {
         // Subscribed before the task runs, so nothing after `start` returns is missed.
         let sub = control.subscribe();
         let span = tracing::info_span!("metrics");
-        let task = tokio::spawn(count(sub, Tally::new(hub)).instrument(span)).abort_handle();
+        let task = tokio::spawn(counting(sub, Tally::new(hub)).instrument(span)).abort_handle();
         Arc::new(Self {
             registry,
             http,

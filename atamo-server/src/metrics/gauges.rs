@@ -1,5 +1,6 @@
-//! The gauges read from the hub when `/metrics` is rendered: the hub's queues, each agent's
-//! queue, in-flight calls and status, telemetry subscribers, requests, lost leases.
+//! The gauges read from the hub when `/metrics` is rendered: its readiness and each
+//! component's state and restarts, the hub's queues, each agent's queue, in-flight calls and
+//! status, telemetry subscribers, requests, lost leases.
 
 use atamo_core::failure::AgentState;
 use atamo_core::Control;
@@ -69,6 +70,40 @@ impl Collector for HubGauges {
             "Whether the hub takes new events (1) or is shutting down (0).",
             i64::from(health.accepting),
         )?;
+        let readiness = self.control.readiness();
+        gauge(
+            &mut enc,
+            "hub_ready",
+            "Whether the hub can accept and keep work (1), or not (0): shutting down, or an \
+             essential component is not working (see atamo_component_up).",
+            i64::from(readiness.ready),
+        )?;
+        let components = self.control.components();
+        // A family with no series is not written (a stopped hub lists no component).
+        if !components.is_empty() {
+            let mut m = enc.encode_descriptor(
+                "component_up",
+                "Each long-lived component of the hub: 1 while it works (ready or degraded), \
+                 0 while it does not.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for c in &components {
+                let labels = [("component", c.name.as_str())];
+                ConstGauge::new(i64::from(c.state.is_working()))
+                    .encode(m.encode_family(&labels)?)?;
+            }
+            let mut m = enc.encode_descriptor(
+                "component_restarts",
+                "Restarts of each long-lived component of the hub after a panic.",
+                None,
+                MetricType::Counter,
+            )?;
+            for c in &components {
+                let labels = [("component", c.name.as_str())];
+                ConstCounter::new(c.restarts).encode(m.encode_family(&labels)?)?;
+            }
+        }
         gauge(
             &mut enc,
             "ingress_queue_length",

@@ -3,8 +3,9 @@
 //! [`Metrics::start`] subscribes to the hub's telemetry and counts it in a task of its own;
 //! [`Metrics::observe_http`] records each finished HTTP request; [`Metrics::render`] answers
 //! `GET /metrics` in the Prometheus text format (version 0.0.4, [`Metrics::CONTENT_TYPE`]),
-//! encoded by `prometheus-client`. Gauges (queues, in-flight calls, agent status) are read from
-//! [`Control::health`] and [`Control::agent_statuses`] at render time, so they are never stale.
+//! encoded by `prometheus-client`. Gauges (queues, in-flight calls, agent status, components)
+//! are read from [`Control::health`], [`Control::agent_statuses`] and [`Control::components`]
+//! at render time, so they are never stale.
 //!
 //! # Metrics
 //!
@@ -45,6 +46,9 @@
 //! | metric | labels | what |
 //! |---|---|---|
 //! | `atamo_hub_accepting` | | 1 while the hub takes new events, 0 once it is shutting down |
+//! | `atamo_hub_ready` | | 1 while the hub can accept and keep work, 0 while it cannot (as `/readyz`) |
+//! | `atamo_component_up` | `component` | 1 while a long-lived component works (ready or degraded), 0 while it does not (`router`, `agent_worker:<agent>`, `settle_writer`, `store`, ...) |
+//! | `atamo_component_restarts_total` | `component` | restarts of a component after a panic |
 //! | `atamo_ingress_queue_length`, `atamo_ingress_queue_capacity` | | events accepted and not yet routed, and the most that can wait |
 //! | `atamo_agent_queue_length`, `atamo_agent_queue_capacity` | `agent` | actions waiting for each agent, and the most that can wait |
 //! | `atamo_agent_in_flight` | `agent` | calls running now |
@@ -78,6 +82,7 @@
 //!
 //! [`Control::health`]: atamo_core::Control::health
 //! [`Control::agent_statuses`]: atamo_core::Control::agent_statuses
+//! [`Control::components`]: atamo_core::Control::components
 
 mod alerts;
 mod cache;

@@ -86,7 +86,8 @@ pub(super) struct Tally {
 }
 
 /// Counts every step `sub` delivers into `tally`, until the hub's telemetry ends.
-pub(super) async fn count(mut sub: TelemetrySubscriber, mut tally: Tally) {
+/// Both live outside the future, so that counting restarted after a panic goes on with them.
+pub(super) async fn count(sub: &mut TelemetrySubscriber, tally: &mut Tally) {
     loop {
         match sub.recv_batch().await {
             Ok(batch) => {

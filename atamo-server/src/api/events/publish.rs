@@ -43,6 +43,9 @@ pub(crate) fn publish_error(e: PublishError, prefix: &str) -> ApiError {
         PublishError::ShuttingDown { .. } => {
             ApiError::unavailable("the hub is shutting down and accepts no more events")
         }
+        PublishError::Unavailable { reason, .. } => ApiError::unavailable(format!(
+            "the hub cannot accept and keep events now: {reason}"
+        )),
         PublishError::Store { error, .. } => {
             ApiError::unavailable(format!("the event could not be stored: {error}"))
         }
