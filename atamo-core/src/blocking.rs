@@ -93,6 +93,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::hub::supervise::spawn_logged;
 use crate::hub::{ConfigError, Control, Hub, HubBuilder, HubHandle, ShutdownReport};
 use crate::ids::RequestId;
 use crate::message::Event;
@@ -245,7 +246,7 @@ impl BlockingHub {
         let (tx, updates) = crossbeam_channel::bounded(REQUEST_BUFFER);
         // Followed at once, so nothing is missed: the request is running or kept.
         if let Ok(mut stream) = self.handle.subscribe(receipt.request_id) {
-            self.runtime.spawn(async move {
+            spawn_logged(&self.runtime, "blocking_request_updates", async move {
                 while let Some(update) = stream.next().await {
                     if !send_when_room(&tx, update).await {
                         // The receiver went away: stop following (a live feed ends).
@@ -280,7 +281,7 @@ impl BlockingHub {
     pub fn telemetry(&self, capacity: usize) -> Receiver<TelemetryItem> {
         let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
         let mut subscriber = self.control.subscribe();
-        self.runtime.spawn(async move {
+        spawn_logged(&self.runtime, "blocking_telemetry", async move {
             let mut missed = 0u64;
             loop {
                 let batch = match subscriber.recv_batch().await {
