@@ -1,6 +1,8 @@
 //! Supervision with faults injected where no input reaches today: a worker that panics on its
 //! retry path is restarted with its queue and its calls in flight; a router that panics fails
-//! the hub's intake, and the hub still shuts down in order.
+//! the hub's intake, and the hub still shuts down in order. Also: a restarted component is
+//! ready again after a quiet minute, a task restarted with its queue goes on with it, and an
+//! essential component that is not working refuses intake.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -185,4 +187,116 @@ async fn a_router_that_panics_stops_intake_with_the_reason_and_the_hub_still_sto
     let report = hub.shutdown().await;
     assert!(!report.deadline_passed, "{report:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// Panics in its first life, then serves until the hub stops.
+struct Flaky {
+    lives: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl crate::hub::EventProvider for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+
+    async fn run(self: Arc<Self>, link: crate::hub::ProviderLink) {
+        if self.lives.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("flaky lost its socket");
+        }
+        link.stopped().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_component_is_ready_again_after_a_quiet_minute() {
+    let agent = agent_fn(|_, _| async { Ok(Reply::done()) });
+    let hub = hub_with(AgentSpec::new("logger", agent).handles(["log"]), "log");
+    let control = hub.control();
+    let started = tokio::time::Instant::now();
+    control
+        .attach(Flaky {
+            lives: AtomicU32::new(0),
+        })
+        .unwrap();
+    let name = "event_provider:flaky";
+    until("the provider is restarted", || {
+        component(&control, name).is_some_and(|c| c.restarts == 1)
+    })
+    .await;
+    assert!(matches!(
+        component(&control, name).unwrap().state,
+        ComponentState::Degraded { .. }
+    ));
+    // On the paused clock, waiting lets the quiet minute pass.
+    for _ in 0..120 {
+        if component(&control, name).is_some_and(|c| c.state == ComponentState::Ready) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        component(&control, name).map(|c| c.state),
+        Some(ComponentState::Ready)
+    );
+    assert!(started.elapsed() >= super::supervise::QUIET);
+    assert_eq!(component(&control, name).unwrap().restarts, 1);
+    assert!(!hub.shutdown().await.deadline_passed);
+}
+
+#[tokio::test]
+async fn a_task_restarted_with_its_queue_goes_on_with_what_is_queued() {
+    use super::components::Components;
+    let components = Components::new(None);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    for i in 1..=4 {
+        tx.send(i).await.unwrap();
+    }
+    drop(tx);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let component = components.register("writer", true);
+    super::supervise::with_queue(rx, component, "the item in hand", move |rx| {
+        let s = s.clone();
+        Box::pin(async move {
+            while let Some(i) = rx.recv().await {
+                assert_ne!(i, 2, "a bad item");
+                s.lock().unwrap().push(i);
+            }
+        })
+    })
+    .await;
+    // The item in hand is lost; the queue behind it is not.
+    assert_eq!(*seen.lock().unwrap(), [1, 3, 4]);
+    // Its life over, the component is unlisted.
+    assert!(components.list().is_empty());
+}
+
+#[test]
+fn an_essential_component_that_is_not_working_refuses_intake_until_it_works() {
+    use super::components::Components;
+    let components = Components::new(None);
+    let writer = components.register("settle_writer", true);
+    let worker = components.register("agent_worker:a", false);
+    assert_eq!(components.refusal(), None);
+    worker.restarted(ComponentState::Failed {
+        reason: "panicked".into(),
+    });
+    assert_eq!(components.refusal(), None, "a worker is not intake");
+    writer.restarted(ComponentState::Failed {
+        reason: "panicked 5 times in a row".into(),
+    });
+    assert_eq!(
+        components.refusal().as_deref(),
+        Some("settle_writer: panicked 5 times in a row")
+    );
+    writer.ready();
+    assert_eq!(components.refusal(), None);
+    writer.failed_for_good("gone");
+    // Failed for good, it stays listed and keeps refusing.
+    assert_eq!(components.refusal().as_deref(), Some("settle_writer: gone"));
+    let listed: Vec<_> = components.list().into_iter().map(|c| c.name).collect();
+    assert_eq!(listed, ["agent_worker:a", "settle_writer"]);
+    drop(worker);
+    assert_eq!(components.list().len(), 1);
 }
