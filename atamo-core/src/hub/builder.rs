@@ -84,14 +84,16 @@ impl HubBuilder {
     /// How many accepted events may wait for routing (default 8192). When full, `publish` waits
     /// and `try_publish` hands the event back.
     pub fn ingress_capacity(mut self, n: usize) -> Self {
-        self.ingress_capacity = n;
+        self.ingress_capacity = crate::bounded::QueueCapacity::saturating(n).get();
         self
     }
 
     /// How many telemetry batches each subscriber may fall behind before it misses some
     /// (default 1024; a batch holds the steps of up to a few hundred messages).
     pub fn telemetry_capacity(mut self, n: usize) -> Self {
-        self.telemetry_capacity = n;
+        // Past a million batches a subscriber would hold gigabytes; the channel's own limit
+        // is far above.
+        self.telemetry_capacity = n.min(1 << 20);
         self
     }
 
@@ -103,7 +105,7 @@ impl HubBuilder {
 
     /// How long in-flight actions may take to finish once shutdown begins (default 10 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.grace = crate::bounded::Grace::saturating(grace).get();
         self
     }
 
@@ -111,7 +113,7 @@ impl HubBuilder {
     /// 5 minutes; a request may set its own with
     /// [`RequestOptions::keep_alive`](crate::RequestOptions::keep_alive)).
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
-        self.store.keep_alive = keep_alive;
+        self.store.keep_alive = crate::bounded::KeepAlive::saturating(keep_alive).get();
         self
     }
 
