@@ -19,11 +19,15 @@ impl<'i> Checker<'_> {
         let mut out = Vec::new();
         let mut seen = HashMap::new();
         for (p, entry) in self.array(path, v) {
-            let Some(agent) = self.get::<AgentDef>(&p, entry) else {
+            let (agent, reported) = self.get_all::<AgentDef>(&p, entry);
+            let Some(agent) = agent else {
                 continue;
             };
             let problems = agent.problems();
-            self.problems(&p, entry, problems);
+            self.problems(&p, entry, problems, &reported);
+            if !reported.is_empty() {
+                continue;
+            }
             self.builtin_config(&p, entry, agent.kind);
             let at = child_span(entry, "id");
             self.unique(&mut seen, "agent", &agent.id, &at, &join(&p, "id"));

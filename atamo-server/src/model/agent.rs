@@ -1,16 +1,10 @@
-//! The shapes the service reads and writes: the REST bodies of agents and types, shared by the
-//! API and by `atamo.toml`, and their conversion into the hub's own types.
-//!
-//! Rules use [`atamo_config::Rule`] as they are: its JSON is already the REST shape.
+//! Agents as the API and `atamo.toml` describe them, and their registrations.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use atamo_agents::registration::{AgentRegistration, AgentSource};
 use atamo_agents::ProcessSpec;
-use atamo_core::failure::RetryPolicy;
-use atamo_core::hub::{ActionTypeDef, EventTypeDef};
-use atamo_core::store::Durability;
+use atamo_core::bounded::Concurrency;
 use atamo_core::MessageTemplate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -94,7 +88,7 @@ pub struct AgentDef {
     pub action_template: Option<MessageTemplate>,
     /// How many of its calls may run at once (default 64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<usize>,
+    pub concurrency: Option<Concurrency>,
     /// Who looks after it (free text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -187,9 +181,6 @@ impl AgentDef {
                 out.push((format!("handles[{i}]"), e));
             }
         }
-        if self.concurrency == Some(0) {
-            out.push(("concurrency".into(), "must be at least 1".into()));
-        }
         if let Some(t) = &self.tenant {
             if let Err(e) = check_id(t) {
                 out.push(("tenant".into(), e));
@@ -251,123 +242,10 @@ impl AgentDef {
             config,
             handles: self.handled_types(),
             action_template: self.action_template.clone(),
-            concurrency: self.concurrency,
+            concurrency: self.concurrency.map(Concurrency::get),
             owner: self.owner.clone(),
             version: self.version.clone(),
         })
-    }
-}
-
-/// An event type as the API and `atamo.toml` describe it.
-///
-/// ```json
-/// {"name": "order.created", "required": ["payload.order.id"], "durability": "durable"}
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EventTypeBody {
-    /// The type's name.
-    pub name: String,
-    /// What it means.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub description: String,
-    /// Payload fields every event of this type must carry (`customer.id`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub required: Vec<String>,
-    /// How long answers to requests of this type are kept for a client that went away.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_alive_ms: Option<u64>,
-    /// Whether its events and actions are kept in the store (`durable`, the default) or in
-    /// memory only (`memory`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub durability: Option<Durability>,
-}
-
-impl EventTypeBody {
-    /// The hub's definition, or every problem as `(field, message)`.
-    pub fn to_def(&self) -> Result<EventTypeDef, Vec<(String, String)>> {
-        let mut problems = Vec::new();
-        if let Err(e) = check_id(&self.name) {
-            problems.push(("name".into(), e));
-        }
-        let mut def = EventTypeDef::new(self.name.as_str()).described(self.description.clone());
-        match def
-            .clone()
-            .requiring(self.required.iter().map(String::as_str))
-        {
-            Ok(d) => def = d,
-            Err(e) => problems.push(("required".into(), e.to_string())),
-        }
-        if let Some(ms) = self.keep_alive_ms {
-            def = def.keep_alive(Duration::from_millis(ms));
-        }
-        if let Some(d) = self.durability {
-            def = def.durability(d);
-        }
-        if problems.is_empty() {
-            Ok(def)
-        } else {
-            Err(problems)
-        }
-    }
-
-    /// The body describing a registered type.
-    pub fn from_def(def: &EventTypeDef) -> Self {
-        Self {
-            name: def.name.to_string(),
-            description: def.description.clone(),
-            required: def
-                .template
-                .required
-                .iter()
-                .map(|p| p.to_string())
-                .collect(),
-            keep_alive_ms: def.keep_alive.map(|d| d.as_millis() as u64),
-            durability: def.durability,
-        }
-    }
-}
-
-/// An action type as the API and `atamo.toml` describe it.
-///
-/// ```json
-/// {"name": "email.send", "retry": {"max_attempts": 5}}
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActionTypeBody {
-    /// The type's name.
-    pub name: String,
-    /// What it asks for.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub description: String,
-    /// How failed actions of this type are tried again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub retry: Option<RetryPolicy>,
-}
-
-impl ActionTypeBody {
-    /// The hub's definition, or every problem as `(field, message)`.
-    pub fn to_def(&self) -> Result<ActionTypeDef, Vec<(String, String)>> {
-        if let Err(e) = check_id(&self.name) {
-            return Err(vec![("name".into(), e)]);
-        }
-        let mut def = ActionTypeDef::new(self.name.as_str()).described(self.description.clone());
-        if let Some(r) = self.retry {
-            def = def.retry(r);
-        }
-        Ok(def)
-    }
-
-    /// The body describing a registered type.
-    pub fn from_def(def: &ActionTypeDef) -> Self {
-        Self {
-            name: def.name.to_string(),
-            description: def.description.clone(),
-            retry: def.retry,
-        }
     }
 }
 
@@ -396,11 +274,18 @@ mod tests {
     #[test]
     fn every_problem_is_named() {
         let def: AgentDef = serde_json::from_value(json!({
-            "id": "bad id", "kind": "native", "config": {"library": 3}, "concurrency": 0
+            "id": "bad id", "kind": "native", "config": {"library": 3}
         }))
         .unwrap();
         let fields: Vec<String> = def.problems().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["id", "handles", "concurrency", "config"]);
+        assert_eq!(fields, ["id", "handles", "config"]);
+        for n in [0, 10_001] {
+            let e = serde_json::from_value::<AgentDef>(
+                json!({"id": "a", "kind": "http", "concurrency": n}),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("must be from 1 to 10000"), "{e}");
+        }
         assert!(serde_json::from_value::<AgentDef>(json!({"id": "a", "kind": "ftp"})).is_err());
         assert!(serde_json::from_value::<AgentDef>(
             json!({"id": "a", "kind": "http", "colour": 1})
@@ -430,26 +315,5 @@ mod tests {
             panic!("not a process source")
         };
         assert_eq!(spec.config, json!({}));
-    }
-
-    #[test]
-    fn types_convert_both_ways() {
-        let body: EventTypeBody = serde_json::from_value(json!({
-            "name": "order.created", "required": ["order.id"], "keep_alive_ms": 1000,
-            "durability": "memory"
-        }))
-        .unwrap();
-        let def = body.to_def().unwrap();
-        assert_eq!(EventTypeBody::from_def(&def), body);
-        let bad = EventTypeBody {
-            name: "a b".into(),
-            required: vec!["".into()],
-            ..body
-        };
-        assert_eq!(bad.to_def().unwrap_err().len(), 2);
-        let a: ActionTypeBody =
-            serde_json::from_value(json!({"name": "email.send", "retry": {"max_attempts": 3}}))
-                .unwrap();
-        assert_eq!(ActionTypeBody::from_def(&a.to_def().unwrap()), a);
     }
 }
