@@ -70,6 +70,7 @@ impl AgentKind {
 #[serde(deny_unknown_fields)]
 pub struct AgentDef {
     /// The agent's id: letters, digits, `.`, `-`, `_`.
+    #[serde(deserialize_with = "checked_id")]
     pub id: String,
     /// How it does its work.
     pub kind: AgentKind,
@@ -80,7 +81,11 @@ pub struct AgentDef {
     /// The action types it handles; registered when missing. Default: the kind's own
     /// (`http.request`, `sql.call`, `email.send`, `command.run`); native and process agents must
     /// name theirs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "checked_ids"
+    )]
     pub handles: Vec<String>,
     /// Fields every action for it must carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,7 +98,11 @@ pub struct AgentDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// The tenant it belongs to; tenant-bound keys see only their tenant's agents.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked_opt_id"
+    )]
     pub tenant: Option<String>,
     /// The definition's version (free text, for the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,6 +151,30 @@ pub fn check_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// An id read through [`check_id`], so that a bad one is an error at its field.
+pub(super) fn checked_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let id = String::deserialize(d)?;
+    check_id(&id).map_err(serde::de::Error::custom)?;
+    Ok(id)
+}
+
+/// Ids read through [`check_id`]: a bad one is an error at its index.
+fn checked_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Id(#[serde(deserialize_with = "checked_id")] String);
+    Ok(Vec::<Id>::deserialize(d)?
+        .into_iter()
+        .map(|i| i.0)
+        .collect())
+}
+
+/// An optional id read through [`check_id`].
+fn checked_opt_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Id(#[serde(deserialize_with = "checked_id")] String);
+    Ok(Option::<Id>::deserialize(d)?.map(|i| i.0))
 }
 
 impl AgentDef {
@@ -273,12 +306,21 @@ mod tests {
 
     #[test]
     fn every_problem_is_named() {
+        let mut fields: Vec<String> = crate::model::body::read::<AgentDef>(
+            br#"{"id": "bad id", "kind": "native", "handles": ["ok", "no way"], "concurrency": 0}"#,
+        )
+        .unwrap_err()
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+        fields.sort();
+        assert_eq!(fields, ["concurrency", "handles[1]", "id"]);
         let def: AgentDef = serde_json::from_value(json!({
-            "id": "bad id", "kind": "native", "config": {"library": 3}
+            "id": "ok", "kind": "native", "config": {"library": 3}
         }))
         .unwrap();
         let fields: Vec<String> = def.problems().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["id", "handles", "config"]);
+        assert_eq!(fields, ["handles", "config"]);
         for n in [0, 10_001] {
             let e = serde_json::from_value::<AgentDef>(
                 json!({"id": "a", "kind": "http", "concurrency": n}),

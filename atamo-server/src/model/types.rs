@@ -7,7 +7,7 @@ use atamo_core::store::Durability;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::agent::check_id;
+use super::agent::{check_id, checked_id};
 
 /// An event type as the API and `atamo.toml` describe it.
 ///
@@ -17,7 +17,8 @@ use super::agent::check_id;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventTypeBody {
-    /// The type's name.
+    /// The type's name: letters, digits, `.`, `-`, `_`.
+    #[serde(deserialize_with = "checked_id")]
     pub name: String,
     /// What it means.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -86,7 +87,8 @@ impl EventTypeBody {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionTypeBody {
-    /// The type's name.
+    /// The type's name: letters, digits, `.`, `-`, `_`.
+    #[serde(deserialize_with = "checked_id")]
     pub name: String,
     /// What it asks for.
     #[serde(default, skip_serializing_if = "String::is_empty")]

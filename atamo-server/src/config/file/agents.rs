@@ -25,10 +25,16 @@ impl<'i> Checker<'_> {
             };
             let problems = agent.problems();
             self.problems(&p, entry, problems, &reported);
+            // The kind's settings are checked when the kind and the settings themselves read.
+            let settings_read = !reported
+                .iter()
+                .any(|f| f.is_empty() || f == "body" || f == "kind" || f.starts_with("config"));
+            if settings_read {
+                self.builtin_config(&p, entry, agent.kind);
+            }
             if !reported.is_empty() {
                 continue;
             }
-            self.builtin_config(&p, entry, agent.kind);
             let at = child_span(entry, "id");
             self.unique(&mut seen, "agent", &agent.id, &at, &join(&p, "id"));
             out.push((p, entry, agent));
