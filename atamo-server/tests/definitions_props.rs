@@ -97,12 +97,12 @@ fn check(r: &common::Answer, what: &str) -> bool {
     );
     if r.status == StatusCode::BAD_REQUEST {
         let fields = r.fields();
-        assert!(!fields.is_empty(), "{what}: a 400 names its fields: {}", r.text);
         assert!(
-            fields.iter().all(|f| !f.is_empty()),
-            "{what}: {}",
+            !fields.is_empty(),
+            "{what}: a 400 names its fields: {}",
             r.text
         );
+        assert!(fields.iter().all(|f| !f.is_empty()), "{what}: {}", r.text);
         assert!(
             r.content_type().starts_with("application/problem+json"),
             "{what}"
@@ -116,6 +116,9 @@ struct World {
     rt: tokio::runtime::Runtime,
     svc: TestService,
     n: AtomicUsize,
+    /// Definitions accepted and run, and refused: both kinds of case must come up.
+    accepted: AtomicUsize,
+    refused: AtomicUsize,
 }
 
 impl World {
@@ -151,7 +154,28 @@ impl World {
             rt,
             svc,
             n: AtomicUsize::new(0),
+            accepted: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
         }
+    }
+
+    fn count(&self, accepted: bool) -> bool {
+        let counter = if accepted {
+            &self.accepted
+        } else {
+            &self.refused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        accepted
+    }
+
+    /// Both accepted and refused definitions came up.
+    fn both_kinds_came_up(&self) {
+        let (a, r) = (
+            self.accepted.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
+        );
+        assert!(a > 0 && r > 0, "accepted {a}, refused {r}");
     }
 
     fn next(&self) -> usize {
@@ -160,8 +184,10 @@ impl World {
 
     fn post(&self, path: &str, body: &str) -> common::Answer {
         self.rt.block_on(
-            self.svc
-                .call(Call::raw(axum::http::Method::POST, path, body, "application/json").token(&self.svc.admin)),
+            self.svc.call(
+                Call::raw(axum::http::Method::POST, path, body, "application/json")
+                    .token(&self.svc.admin),
+            ),
         )
     }
 
@@ -190,7 +216,13 @@ fn event_types_rules_events_and_requests() {
         prop_oneof![Just("durable"), Just("memory"), Just("forever")],
         proptest::option::of(num()),
         retry_parts(),
-        prop_oneof![Just("off"), Just("user"), Just("tenant"), Just("global"), Just("all")],
+        prop_oneof![
+            Just("off"),
+            Just("user"),
+            Just("tenant"),
+            Just("global"),
+            Just("all")
+        ],
         proptest::option::of(num()),
         num(),
         any::<bool>(),
@@ -223,7 +255,7 @@ fn event_types_rules_events_and_requests() {
                     nums.push(t);
                 }
                 let r = world.post("/v1/rules", &render(&rule, &nums));
-                check(&r, "rule");
+                world.count(check(&r, "rule"));
                 let event = json!({"type": ty, "user": "u", "payload": {"n": "@0@"}});
                 let r = world.post("/v1/events", &render(&event, &[payload_n.clone()]));
                 check(&r, "event");
@@ -242,6 +274,7 @@ fn event_types_rules_events_and_requests() {
             },
         )
         .unwrap();
+    world.both_kinds_came_up();
     world.rt.block_on(world.svc.stop());
 }
 
@@ -289,7 +322,7 @@ fn action_types_and_agents_of_each_kind() {
                 nums.push(c);
             }
             let r = world.post("/v1/agents", &render(&agent, &nums));
-            let agent_ok = check(&r, "agent");
+            let agent_ok = world.count(check(&r, "agent"));
             if action_ok && agent_ok {
                 // Route an event to it: whatever the agent does with it, the hub goes on.
                 let ty = format!("e{i}");
@@ -306,6 +339,7 @@ fn action_types_and_agents_of_each_kind() {
             Ok(())
         })
         .unwrap();
+    world.both_kinds_came_up();
     world.rt.block_on(world.svc.stop());
 }
 
@@ -336,7 +370,10 @@ fn the_same_values_in_atamo_toml_are_refused_by_setting_or_load() {
                     assert!(issue.line.is_some(), "{issue} in\n{text}");
                     // A syntax error has no setting; every other error names its setting.
                     let syntax = issue.path.is_empty();
-                    assert!(syntax || issue.path.contains(['.', '[']) || issue.path == "retry", "{issue}");
+                    assert!(
+                        syntax || issue.path.contains(['.', '[']) || issue.path == "retry",
+                        "{issue}"
+                    );
                 }
             }
             Ok(())

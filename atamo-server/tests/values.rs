@@ -236,7 +236,7 @@ async fn a_huge_keep_alive_is_refused_and_the_longest_allowed_keeps_the_store_wo
             format!(r#"{{"type":"lookup","user":"u","payload":{{"q":{i}}},"wait_ms":10000}}"#);
         let r = s.post("/v1/requests", &body).await;
         assert_eq!(r.status, 200, "request {i}: {}", r.body);
-        assert_eq!(r.body["state"], "completed", "{}", r.body);
+        assert_eq!(r.body["state"], "complete", "{}", r.body);
     }
     // The answers were stored with an expiry 30 days out; the writer took it and takes more.
     let r = s

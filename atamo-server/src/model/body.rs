@@ -84,7 +84,15 @@ pub fn read_all<T: DeserializeOwned>(
         if problems.iter().any(|(f, _)| *f == field) {
             break;
         }
-        problems.push((field, failure.message.clone()));
+        // An object refused as a whole (a policy whose parts disagree) after one of its parts
+        // was replaced by a stand-in: the stand-in's doing, not the client's.
+        let stand_in_inside = problems.iter().any(|(f, _)| {
+            f.strip_prefix(field.as_str())
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        });
+        if !stand_in_inside {
+            problems.push((field, failure.message.clone()));
+        }
         if !repair || problems.len() >= MAX_PROBLEMS || !fix::<T>(&mut value, &failure) {
             break;
         }
