@@ -388,3 +388,41 @@ async fn the_default_retry_policy_rides_out_a_twenty_second_outage() {
     assert_eq!(items, 0, "no dead letter: {}", dead.body);
     s.stop().await;
 }
+
+/// The bodies' schemas are the types that read them, with the ranges of their values: a client
+/// generator or a fuzzer reads the same limits the service applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_describes_each_body_with_its_ranges() {
+    let s = start().await;
+    let doc = s.get("/openapi.json").await;
+    assert_eq!(doc.status, 200);
+    let doc = doc.body;
+    let body_of = |path: &str| {
+        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no schema for POST {path}"))
+            .to_owned()
+    };
+    assert_eq!(body_of("/v1/rules"), "#/components/schemas/Rule");
+    assert_eq!(body_of("/v1/requests"), "#/components/schemas/RequestIn");
+    assert_eq!(body_of("/v1/rules:dry-run"), "#/components/schemas/EventIn");
+    assert_eq!(body_of("/v1/events"), "#/components/schemas/EventIn");
+    let schemas = &doc["components"]["schemas"];
+    let rule = &schemas["Rule"]["properties"];
+    for key in ["id", "event_type", "agent", "action", "template", "retry", "cache_ttl_ms"] {
+        assert!(rule.get(key).is_some(), "Rule.{key}: {rule}");
+    }
+    let retry = &schemas["RetryPolicy"]["properties"];
+    assert_eq!(retry["jitter"]["maximum"], 1.0, "{retry}");
+    assert_eq!(retry["max_attempts"]["minimum"], 1, "{retry}");
+    assert_eq!(retry["initial_backoff_ms"]["maximum"], 86_400_000, "{retry}");
+    let keep_alive = &schemas["EventTypeBody"]["properties"]["keep_alive_ms"];
+    assert!(
+        keep_alive.to_string().contains("2592000000"),
+        "keep_alive_ms states its maximum: {keep_alive}"
+    );
+    let example = &schemas["EventIn"]["example"];
+    assert_eq!(example["payload"]["order"]["id"], 7, "{example}");
+    s.stop().await;
+}
