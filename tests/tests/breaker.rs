@@ -30,7 +30,7 @@ fn breaker() -> BreakerPolicy {
         min_calls: 10,
         failure_ratio: 0.5,
         consecutive_failures: 3,
-        cool_down: Duration::from_secs(10),
+        cool_down: atamo_core::bounded::CoolDown::saturating(Duration::from_secs(10)),
     }
 }
 
