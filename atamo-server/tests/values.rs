@@ -398,8 +398,7 @@ async fn the_document_describes_each_body_with_its_ranges() {
     assert_eq!(doc.status, 200);
     let doc = doc.body;
     let body_of = |path: &str| {
-        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
-            ["$ref"]
+        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
             .as_str()
             .unwrap_or_else(|| panic!("no schema for POST {path}"))
             .to_owned()
@@ -410,13 +409,24 @@ async fn the_document_describes_each_body_with_its_ranges() {
     assert_eq!(body_of("/v1/events"), "#/components/schemas/EventIn");
     let schemas = &doc["components"]["schemas"];
     let rule = &schemas["Rule"]["properties"];
-    for key in ["id", "event_type", "agent", "action", "template", "retry", "cache_ttl_ms"] {
+    for key in [
+        "id",
+        "event_type",
+        "agent",
+        "action",
+        "template",
+        "retry",
+        "cache_ttl_ms",
+    ] {
         assert!(rule.get(key).is_some(), "Rule.{key}: {rule}");
     }
     let retry = &schemas["RetryPolicy"]["properties"];
     assert_eq!(retry["jitter"]["maximum"], 1.0, "{retry}");
     assert_eq!(retry["max_attempts"]["minimum"], 1, "{retry}");
-    assert_eq!(retry["initial_backoff_ms"]["maximum"], 86_400_000, "{retry}");
+    assert_eq!(
+        retry["initial_backoff_ms"]["maximum"], 86_400_000,
+        "{retry}"
+    );
     let keep_alive = &schemas["EventTypeBody"]["properties"]["keep_alive_ms"];
     assert!(
         keep_alive.to_string().contains("2592000000"),

@@ -84,7 +84,8 @@ impl HubBuilder {
     /// How many accepted events may wait for routing (default 8192). When full, `publish` waits
     /// and `try_publish` hands the event back.
     pub fn ingress_capacity(mut self, n: usize) -> Self {
-        self.ingress_capacity = crate::bounded::QueueCapacity::saturating(n).get();
+        // 0 is refused by `build`; past a million the queue would only hold memory.
+        self.ingress_capacity = n.min(crate::bounded::QueueCapacity::MAX.get());
         self
     }
 
