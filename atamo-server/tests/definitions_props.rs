@@ -257,7 +257,10 @@ fn event_types_rules_events_and_requests() {
                 let r = world.post("/v1/rules", &render(&rule, &nums));
                 world.count(check(&r, "rule"));
                 let event = json!({"type": ty, "user": "u", "payload": {"n": "@0@"}});
-                let r = world.post("/v1/events", &render(&event, &[payload_n.clone()]));
+                let r = world.post(
+                    "/v1/events",
+                    &render(&event, std::slice::from_ref(&payload_n)),
+                );
                 check(&r, "event");
                 let mut request = json!({"type": ty, "user": "u", "payload": {"n": "@0@"}});
                 let mut nums = vec![payload_n];

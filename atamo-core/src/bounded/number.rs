@@ -61,7 +61,7 @@ macro_rules! bounded_count {
             /// `n`, or the error saying the range.
             pub fn new(n: u64) -> Result<Self, OutOfRange> {
                 match <$int>::try_from(n) {
-                    Ok(v) if v >= Self::MIN.0 && v <= Self::MAX.0 => Ok(Self(v)),
+                    Ok(v) if (Self::MIN.0..=Self::MAX.0).contains(&v) => Ok(Self(v)),
                     _ => Err(OutOfRange::new(format!(
                         "must be from {} to {}",
                         Self::MIN.0,
@@ -158,7 +158,7 @@ macro_rules! bounded_fraction {
 
             /// `x`, or the error saying the range (NaN is outside every range).
             pub fn new(x: f64) -> Result<Self, OutOfRange> {
-                if x >= Self::MIN.0 && x <= Self::MAX.0 {
+                if (Self::MIN.0..=Self::MAX.0).contains(&x) {
                     Ok(Self(x))
                 } else {
                     Err(OutOfRange::new(format!(
