@@ -121,7 +121,16 @@ impl utoipa::PartialSchema for RetryPolicy {
 }
 
 #[cfg(feature = "openapi")]
-impl utoipa::ToSchema for RetryPolicy {}
+impl utoipa::ToSchema for RetryPolicy {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <RetryRepr as utoipa::ToSchema>::schemas(schemas);
+    }
+}
 
 impl Default for RetryPolicy {
     /// Eight attempts, 500 ms doubling up to 30 s, 20% jitter, none after 5 minutes.

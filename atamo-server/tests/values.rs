@@ -421,17 +421,38 @@ async fn the_document_describes_each_body_with_its_ranges() {
         assert!(rule.get(key).is_some(), "Rule.{key}: {rule}");
     }
     let retry = &schemas["RetryPolicy"]["properties"];
-    assert_eq!(retry["jitter"]["maximum"], 1.0, "{retry}");
-    assert_eq!(retry["max_attempts"]["minimum"], 1, "{retry}");
-    assert_eq!(
-        retry["initial_backoff_ms"]["maximum"], 86_400_000,
+    assert!(
+        retry["jitter"]
+            .to_string()
+            .contains("#/components/schemas/Jitter"),
         "{retry}"
     );
+    assert_eq!(schemas["Jitter"]["maximum"], 1.0);
+    assert_eq!(schemas["Attempts"]["minimum"], 1);
+    assert_eq!(schemas["Attempts"]["maximum"], 100);
+    assert_eq!(schemas["Backoff"]["maximum"], 86_400_000);
+    assert_eq!(schemas["KeepAlive"]["maximum"], 2_592_000_000u64);
     let keep_alive = &schemas["EventTypeBody"]["properties"]["keep_alive_ms"];
-    assert!(
-        keep_alive.to_string().contains("2592000000"),
-        "keep_alive_ms states its maximum: {keep_alive}"
-    );
+    assert!(keep_alive.to_string().contains("KeepAlive"), "{keep_alive}");
+    // Every reference leads to a schema the document holds.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        let name = r.trim_start_matches("#/components/schemas/");
+        assert!(schemas.get(name).is_some(), "{r} leads nowhere");
+    }
     let example = &schemas["EventIn"]["example"];
     assert_eq!(example["payload"]["order"]["id"], 7, "{example}");
     s.stop().await;
