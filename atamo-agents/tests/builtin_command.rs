@@ -35,7 +35,11 @@ fn hub(config: Value, template: Value) -> Hub {
     Hub::builder()
         .event_type(EventTypeDef::new("run"))
         .action_type(ActionTypeDef::new("command.run"))
-        .agent(AgentSpec::new("cmd", agent).handles(["command.run"]))
+        .agent(
+            AgentSpec::new("cmd", agent)
+                .handles(["command.run"])
+                .retry(atamo_core::failure::RetryPolicy::none()),
+        )
         .provider("rules", rules, ProviderScope::AllEvents)
         .build()
         .unwrap()
@@ -290,6 +294,7 @@ async fn the_hubs_own_call_timeout_kills_the_program_too() {
         .agent(
             AgentSpec::new("cmd", agent)
                 .handles(["command.run"])
+                .retry(atamo_core::failure::RetryPolicy::none())
                 .call_timeout(Duration::from_millis(300)),
         )
         .provider("rules", rules, ProviderScope::AllEvents)

@@ -42,7 +42,8 @@ fn hub(agent: EmailAgent, template: Value, retry: Option<RetryPolicy>) -> Hub {
     .unwrap();
     let mut spec = AgentSpec::new("mailer", agent)
         .handles(["email.send"])
-        .metadata(json!({"kind": "email"}));
+        .metadata(json!({"kind": "email"}))
+        .retry(RetryPolicy::none());
     if let Some(policy) = retry {
         spec = spec.retry(policy);
     }

@@ -196,7 +196,11 @@ fn hub(agent: HttpAgent, rules: Vec<Rule>) -> Hub {
     Hub::builder()
         .event_type(EventTypeDef::new("http.call"))
         .action_type(ActionTypeDef::new("http.request"))
-        .agent(AgentSpec::new("api", agent).handles(["http.request"]))
+        .agent(
+            AgentSpec::new("api", agent)
+                .handles(["http.request"])
+                .retry(atamo_core::failure::RetryPolicy::none()),
+        )
         .provider(
             "rules",
             RuleBook::with_rules(rules).unwrap(),

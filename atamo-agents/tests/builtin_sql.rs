@@ -35,7 +35,11 @@ fn hub(agent: SqlAgent, template: Value) -> Hub {
             RuleBook::with_rules(vec![rule]).unwrap(),
             ProviderScope::AllEvents,
         )
-        .agent(AgentSpec::new("db", agent).handles(["sql"]))
+        .agent(
+            AgentSpec::new("db", agent)
+                .handles(["sql"])
+                .retry(atamo_core::failure::RetryPolicy::none()),
+        )
         .build()
         .unwrap()
 }

@@ -1,9 +1,8 @@
 //! Rules: (event type, subject) → (agent, action type, template).
 
-use atamo_core::ids::{ActionType, AgentId, EventType, GroupId, RuleId, TenantId, UserId};
-use std::time::Duration;
-
+use atamo_core::bounded::CacheTtl;
 use atamo_core::failure::RetryPolicy;
+use atamo_core::ids::{ActionType, AgentId, EventType, GroupId, RuleId, TenantId, UserId};
 use atamo_core::message::Principal;
 use atamo_core::rules::{ShareScope, Sharing};
 use atamo_core::store::Durability;
@@ -152,31 +151,76 @@ impl Subject {
     }
 }
 
-/// The REST shape of a rule.
+/// The REST shape of a rule: what `POST /v1/rules` and `[[rules]]` in `atamo.toml` read, and
+/// (with the `openapi` feature) the OpenAPI schema of that body.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Rule))]
 #[serde(deny_unknown_fields)]
 struct RuleRepr {
+    /// The rule's id, unique among rules: letters, digits, `.`, `-`, `_`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     id: RuleId,
+    /// The event type it reacts to.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     event_type: EventType,
+    /// Only this user's events (at most one of `user`, `group`, `tenant`; none: anyone's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     user: Option<UserId>,
+    /// Only the events of this group's members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     group: Option<GroupId>,
+    /// Only the events of this tenant's users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     tenant: Option<TenantId>,
+    /// The agent to send the action to.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     agent: AgentId,
+    /// The action type to ask for; the agent must handle it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     action: ActionType,
+    /// The action's payload: any JSON, with field references such as
+    /// `"{{payload.order.id}}"` or `"{{user}}"`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     template: Value,
+    /// For requests: who may share one agent call (default `user`).
     #[serde(default, skip_serializing_if = "is_default_scope")]
     coalesce: ShareScope,
+    /// For requests: how long a result may answer identical requests, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    cache_ttl_ms: Option<u64>,
+    cache_ttl_ms: Option<CacheTtl>,
+    /// How its actions are tried again (overrides the action type's and the agent's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retry: Option<RetryPolicy>,
+    /// Where its actions go while the agent is unavailable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     fallback: Option<AgentId>,
+    /// Whether its actions are kept in the store (default: the event type's choice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     durability: Option<Durability>,
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Rule {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <RuleRepr as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Rule {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <RuleRepr as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 fn is_default_scope(scope: &ShareScope) -> bool {
@@ -224,7 +268,7 @@ impl TryFrom<RuleRepr> for Rule {
             template: repr.template,
             sharing: Sharing {
                 scope: repr.coalesce,
-                result_ttl: repr.cache_ttl_ms.map(Duration::from_millis),
+                result_ttl: repr.cache_ttl_ms,
             },
             retry: repr.retry,
             fallback: repr.fallback,
@@ -252,10 +296,7 @@ impl From<Rule> for RuleRepr {
             action: rule.action,
             template: rule.template,
             coalesce: rule.sharing.scope,
-            cache_ttl_ms: rule
-                .sharing
-                .result_ttl
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            cache_ttl_ms: rule.sharing.result_ttl,
             retry: rule.retry,
             fallback: rule.fallback,
             durability: rule.durability,

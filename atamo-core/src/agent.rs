@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::bounded::{Concurrency, Interval, QueueCapacity, Timeout};
 use crate::ids::{ActionType, AgentId, RequestId};
 use crate::message::{Action, ActionMeta, Event, MessageTemplate, Origin};
 pub use crate::outcome::{AgentError, Reply};
@@ -240,12 +241,8 @@ pub struct AgentInfo {
     /// How failed calls are tried again (unless the action type or the rule says otherwise).
     pub retry: RetryPolicy,
     /// The longest a call may take; it then fails as `Timeout` (retryable).
-    #[serde(
-        rename = "call_timeout_ms",
-        serialize_with = "crate::serde_ms::ser_opt_duration_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub call_timeout: Option<Duration>,
+    #[serde(rename = "call_timeout_ms", skip_serializing_if = "Option::is_none")]
+    pub call_timeout: Option<Timeout>,
     /// The circuit breaker guarding it, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaker: Option<BreakerPolicy>,
@@ -299,7 +296,7 @@ impl AgentSpec {
                 action_template: MessageTemplate::any(),
                 concurrency: DEFAULT_AGENT_CONCURRENCY,
                 queue_capacity: DEFAULT_AGENT_QUEUE,
-                retry: RetryPolicy::none(),
+                retry: RetryPolicy::default(),
                 call_timeout: None,
                 breaker: None,
                 owner: None,
@@ -332,30 +329,34 @@ impl AgentSpec {
         self
     }
 
-    /// How many calls may run at once (default 64).
+    /// How many calls may run at once (default 64; registering 0 fails, more than
+    /// [`Concurrency::MAX`] is brought down to it).
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.info.concurrency = n;
+        self.info.concurrency = n.min(Concurrency::MAX.get());
         self
     }
 
-    /// How many dispatched actions may wait (default 4096). When full, routing waits, and so in
-    /// turn does `publish`: backpressure rather than unbounded memory.
+    /// How many dispatched actions may wait (default 4096; registering 0 fails, more than
+    /// [`QueueCapacity::MAX`] is brought down to it). When full, routing waits, and so in turn
+    /// does `publish`: backpressure rather than unbounded memory.
     pub fn queue_capacity(mut self, n: usize) -> Self {
-        self.info.queue_capacity = n;
+        self.info.queue_capacity = n.min(QueueCapacity::MAX.get());
         self
     }
 
-    /// How failed calls are tried again (default: not at all, since re-sending is only safe
-    /// for an agent that treats the action id as an idempotency key). An action type's or a
-    /// rule's policy overrides it.
+    /// How failed calls are tried again (default [`RetryPolicy::default`]: 8 attempts with
+    /// backoff, for at most 5 minutes; [`RetryPolicy::none`] for one attempt). An action
+    /// type's or a rule's policy overrides it. A retry re-sends the same action: the agent
+    /// should treat the action id as an idempotency key.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.info.retry = policy;
         self
     }
 
-    /// The longest a call may take before it fails as `Timeout` (default: no limit).
+    /// The longest a call may take before it fails as `Timeout` (default: no limit; brought
+    /// into [`Timeout`]'s range).
     pub fn call_timeout(mut self, limit: Duration) -> Self {
-        self.info.call_timeout = Some(limit);
+        self.info.call_timeout = Some(Timeout::saturating(limit));
         self
     }
 
@@ -372,9 +373,12 @@ impl AgentSpec {
     }
 
     /// Runs the agent's health probe ([`Agent::health`]) every `interval`, failing it after
-    /// `timeout`.
+    /// `timeout` (each brought into its range: [`Interval`], [`Timeout`]).
     pub fn health_check(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.info.health_check = Some(HealthCheck { interval, timeout });
+        self.info.health_check = Some(HealthCheck {
+            interval: Interval::saturating(interval),
+            timeout: Timeout::saturating(timeout),
+        });
         self
     }
 

@@ -63,6 +63,7 @@
 pub mod agent;
 pub mod alerts;
 pub mod blocking;
+pub mod bounded;
 pub mod failure;
 pub mod hub;
 pub mod ids;

@@ -100,6 +100,7 @@ pub struct PlannedAction {
 /// are in flight at the same time: the call is made once and its answers go to every
 /// requester, each under its own request id. Events are never shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ShareScope {
     /// Every request gets its own call.
@@ -122,8 +123,7 @@ pub struct Sharing {
     /// Keep a successful call's answers this long, and answer identical requests (in the same
     /// scope) from them without calling the agent. None: no result cache.
     #[serde(skip_serializing_if = "Option::is_none", rename = "cache_ttl_ms")]
-    #[serde(serialize_with = "crate::serde_ms::ser_opt_duration_ms")]
-    pub result_ttl: Option<std::time::Duration>,
+    pub result_ttl: Option<crate::bounded::CacheTtl>,
 }
 
 impl PlannedAction {

@@ -255,15 +255,15 @@ impl Service {
         } = store;
         let rules = RuleBook::new();
         let mut settings = StoreSettings::default()
-            .lease(cfg.hub.lease)
-            .dedupe_window(cfg.hub.dedupe_window)
+            .lease(cfg.hub.lease.get())
+            .dedupe_window(cfg.hub.dedupe_window.get())
             .retention(cfg.retention.store_retention());
         if let Some(node) = &cfg.node {
             settings = settings.node(NodeId::new(node));
         }
         let mut builder = Hub::builder()
-            .keep_alive(cfg.hub.keep_alive)
-            .shutdown_grace(cfg.hub.shutdown_grace)
+            .keep_alive(cfg.hub.keep_alive.get())
+            .shutdown_grace(cfg.hub.shutdown_grace.get())
             .provider(RULES_PROVIDER, rules.clone(), ProviderScope::AllEvents);
         // A memory store keeps the service's keys and definitions only: the hub itself runs
         // stateless, keeping nothing of the events it routes (monitored ones excepted, for the
@@ -334,18 +334,18 @@ impl Service {
                 body_limit: cfg.http.body_limit,
                 rate_limit: cfg.http.rate_limit,
                 rate_burst: cfg.http.rate_burst,
-                request_wait_max: cfg.http.request_wait_max,
+                request_wait_max: cfg.http.request_wait_max.get(),
             },
             CancellationToken::new(),
             stateful,
-            cfg.hub.keep_alive,
+            cfg.hub.keep_alive.get(),
         );
         Ok(Self {
             hub: Some(hub),
             state,
             alerts: Some(alerts),
             sync: Some(sync),
-            grace: cfg.hub.shutdown_grace,
+            grace: cfg.hub.shutdown_grace.get(),
             admin_token_file,
             admin_token,
         })

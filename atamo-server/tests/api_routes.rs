@@ -283,7 +283,7 @@ async fn bad_input_is_a_400_naming_every_field_never_a_500() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.fields(), vec!["id".to_owned(), "concurrency".to_owned()]);
+    assert_eq!(r.fields(), vec!["concurrency".to_owned(), "id".to_owned()]);
     let r = svc
         .call(
             Call::post(

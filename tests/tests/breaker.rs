@@ -30,7 +30,7 @@ fn breaker() -> BreakerPolicy {
         min_calls: 10,
         failure_ratio: 0.5,
         consecutive_failures: 3,
-        cool_down: Duration::from_secs(10),
+        cool_down: atamo_core::bounded::CoolDown::saturating(Duration::from_secs(10)),
     }
 }
 
@@ -82,6 +82,7 @@ async fn an_open_circuit_stops_calls_one_probe_follows_the_cool_down_and_recover
         .agent(
             AgentSpec::new("mailer", switchable(&calls, healthy.clone()))
                 .handles(["notify"])
+                .retry(atamo_core::failure::RetryPolicy::none())
                 .breaker(breaker())
                 .owner("ops@example.com")
                 .version("2.1.0"),
@@ -229,6 +230,7 @@ async fn a_manual_status_wins_over_the_breaker_until_cleared() {
         .agent(
             AgentSpec::new("mailer", switchable(&calls, healthy.clone()))
                 .handles(["notify"])
+                .retry(atamo_core::failure::RetryPolicy::none())
                 .breaker(breaker()),
         )
         .build()

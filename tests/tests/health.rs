@@ -57,7 +57,7 @@ fn hub(agent: Probed, breaker: bool) -> Hub {
     if breaker {
         spec = spec.breaker(BreakerPolicy {
             consecutive_failures: 3,
-            cool_down: Duration::from_secs(60),
+            cool_down: atamo_core::bounded::CoolDown::saturating(Duration::from_secs(60)),
             ..BreakerPolicy::default()
         });
     }

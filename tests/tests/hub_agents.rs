@@ -125,7 +125,11 @@ async fn the_channel_agent_hands_actions_to_application_code() {
         "email.send",
         json!({"n": "{{payload.n}}"}),
     )])
-    .agent(AgentSpec::new("app", agent).handles(["email.send"]))
+    .agent(
+        AgentSpec::new("app", agent)
+            .handles(["email.send"])
+            .retry(atamo_core::failure::RetryPolicy::none()),
+    )
     .build()
     .unwrap();
     let h = hub.handle();

@@ -181,7 +181,9 @@ async fn cancelling_one_sharer_leaves_the_call_running_for_the_other() {
 async fn a_result_ttl_answers_repeats_from_cache_until_it_passes() {
     let f = fixture(Sharing {
         scope: ShareScope::User,
-        result_ttl: Some(Duration::from_secs(5)),
+        result_ttl: Some(atamo_core::bounded::CacheTtl::saturating(
+            Duration::from_secs(5),
+        )),
     });
     f.gate.add_permits(100);
     let h = f.hub.handle();

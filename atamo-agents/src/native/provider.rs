@@ -1,7 +1,6 @@
 //! `NativeRuleProvider`: a plugin's rule-provider kind behind the hub's `RuleProvider` trait.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use atamo_core::ids::{ProviderId, RuleId};
 use atamo_core::rules::{PlannedAction, Proposal, RuleError, RuleProvider, ShareScope, Sharing};
@@ -131,15 +130,16 @@ impl RuleProvider for NativeRuleProvider {
         }
         for p in result.proposals {
             let rule = RuleId::from(p.rule.as_str());
-            match scope(p.coalesce.as_deref()) {
-                Ok(scope) => out.push(Proposal::action(
+            let ttl = p
+                .cache_ttl_ms
+                .map(atamo_core::bounded::CacheTtl::from_millis)
+                .transpose()
+                .map_err(|e| format!("cache_ttl_ms: {e}"));
+            match scope(p.coalesce.as_deref()).and_then(|scope| Ok((scope, ttl?))) {
+                Ok((scope, result_ttl)) => out.push(Proposal::action(
                     rule,
-                    PlannedAction::new(p.agent.as_str(), p.action.as_str(), p.payload).shared(
-                        Sharing {
-                            scope,
-                            result_ttl: p.cache_ttl_ms.map(Duration::from_millis),
-                        },
-                    ),
+                    PlannedAction::new(p.agent.as_str(), p.action.as_str(), p.payload)
+                        .shared(Sharing { scope, result_ttl }),
                 )),
                 Err(message) => out.push(Proposal::failed(
                     rule.clone(),

@@ -182,8 +182,10 @@ mod ms {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
+    /// Whole milliseconds up to 24 hours (the range of a backoff): a longer pause or timeout
+    /// would overflow the supervisor's clock arithmetic, and means a mistake.
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
+        atamo_core::bounded::Backoff::deserialize(d).map(|b| b.get())
     }
 }
 

@@ -86,14 +86,17 @@ impl HubBuilder {
     /// How many accepted events may wait for routing (default 8192). When full, `publish` waits
     /// and `try_publish` hands the event back.
     pub fn ingress_capacity(mut self, n: usize) -> Self {
-        self.ingress_capacity = n;
+        // 0 is refused by `build`; past a million the queue would only hold memory.
+        self.ingress_capacity = n.min(crate::bounded::QueueCapacity::MAX.get());
         self
     }
 
     /// How many telemetry batches each subscriber may fall behind before it misses some
     /// (default 1024; a batch holds the steps of up to a few hundred messages).
     pub fn telemetry_capacity(mut self, n: usize) -> Self {
-        self.telemetry_capacity = n;
+        // Past a million batches a subscriber would hold gigabytes; the channel's own limit
+        // is far above.
+        self.telemetry_capacity = n.min(1 << 20);
         self
     }
 
@@ -105,7 +108,7 @@ impl HubBuilder {
 
     /// How long in-flight actions may take to finish once shutdown begins (default 10 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.grace = crate::bounded::Grace::saturating(grace).get();
         self
     }
 
@@ -113,7 +116,7 @@ impl HubBuilder {
     /// 5 minutes; a request may set its own with
     /// [`RequestOptions::keep_alive`](crate::RequestOptions::keep_alive)).
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
-        self.store.keep_alive = keep_alive;
+        self.store.keep_alive = crate::bounded::KeepAlive::saturating(keep_alive).get();
         self
     }
 

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::bounded::{KeepAlive, OutOfRange};
 use crate::ids::{ActionType, AgentId, EventType, NameError, ProviderId};
 use crate::message::{FieldPathError, MessageTemplate};
 use crate::rules::ProviderScope;
@@ -25,12 +26,8 @@ pub struct EventTypeDef {
     pub description: String,
     /// For requests of this type: how long their answers are kept once finished, unless the
     /// request sets its own. None: the provider's default.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        rename = "keep_alive_ms",
-        serialize_with = "crate::serde_ms::ser_opt_duration_ms"
-    )]
-    pub keep_alive: Option<std::time::Duration>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "keep_alive_ms")]
+    pub keep_alive: Option<KeepAlive>,
     /// In a stateful hub: whether events of this type and their actions are kept in the store
     /// (None: the hub's default, durable).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,10 +55,11 @@ impl EventTypeDef {
         self
     }
 
-    /// How long answers to requests of this type are kept once finished.
+    /// How long answers to requests of this type are kept once finished (brought into
+    /// [`KeepAlive`]'s range: at most 30 days).
     #[must_use]
     pub fn keep_alive(mut self, keep_alive: std::time::Duration) -> Self {
-        self.keep_alive = Some(keep_alive);
+        self.keep_alive = Some(KeepAlive::saturating(keep_alive));
         self
     }
 
@@ -223,6 +221,15 @@ pub enum ConfigProblem {
     /// A hub setting is out of range.
     #[error("{0}")]
     Setting(String),
+    /// A value of a registration is outside its range.
+    #[error("{what}: {source}")]
+    OutOfRange {
+        /// Which value (`agent \`mailer\`: concurrency`).
+        what: String,
+        /// Its range.
+        #[source]
+        source: OutOfRange,
+    },
     /// The hub is shutting down and takes no new registrations.
     #[error("the hub is shutting down")]
     ShuttingDown,

@@ -42,10 +42,11 @@ impl Default for CacheSettings {
 }
 
 impl CacheSettings {
-    /// Sets the keep-alive time.
+    /// Sets the keep-alive time (brought into
+    /// [`KeepAlive`](crate::bounded::KeepAlive)'s range: at most 30 days).
     #[must_use]
     pub fn keep_alive(mut self, d: Duration) -> Self {
-        self.keep_alive = d;
+        self.keep_alive = crate::bounded::KeepAlive::saturating(d).get();
         self
     }
 

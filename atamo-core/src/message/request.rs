@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::bounded::{Deadline, KeepAlive};
 use crate::ids::{ActionId, AgentId, CorrelationId, EventId, RequestId};
 use crate::outcome::AgentError;
 
@@ -17,10 +18,10 @@ use super::Timestamp;
 pub struct RequestOptions {
     /// How long the answers are kept after the request completes (default: the hub's, see
     /// [`HubBuilder::keep_alive`](crate::HubBuilder::keep_alive)).
-    pub keep_alive: Option<Duration>,
+    pub keep_alive: Option<KeepAlive>,
     /// After this long the request completes as [`RequestState::DeadlinePassed`] and its agents
     /// are cancelled. None: no deadline.
-    pub deadline: Option<Duration>,
+    pub deadline: Option<Deadline>,
     /// A live feed: cancel the request when its last subscriber goes away. Without it a client
     /// may disconnect and come back later.
     pub cancel_when_unwatched: bool,
@@ -32,17 +33,17 @@ impl RequestOptions {
         Self::default()
     }
 
-    /// Sets the keep-alive time.
+    /// Sets the keep-alive time (brought into [`KeepAlive`]'s range: at most 30 days).
     #[must_use]
     pub fn keep_alive(mut self, d: Duration) -> Self {
-        self.keep_alive = Some(d);
+        self.keep_alive = Some(KeepAlive::saturating(d));
         self
     }
 
-    /// Sets a deadline.
+    /// Sets a deadline (brought into [`Deadline`]'s range: 1 ms to 24 hours).
     #[must_use]
     pub fn deadline(mut self, d: Duration) -> Self {
-        self.deadline = Some(d);
+        self.deadline = Some(Deadline::saturating(d));
         self
     }
 

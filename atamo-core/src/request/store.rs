@@ -115,7 +115,7 @@ impl RequestStore {
 
     pub(crate) fn insert(&self, entry: Arc<RequestEntry>) {
         if let Some(d) = entry.options.deadline {
-            let _ = self.timers.send(Timer::Deadline(entry.id, d));
+            let _ = self.timers.send(Timer::Deadline(entry.id, d.get()));
         }
         self.active.insert(entry.id, entry);
     }
@@ -245,7 +245,11 @@ async fn run_timers(
                     store.kept.run_pending_tasks();
                 }
                 for (id, keep) in moved {
-                    expiries.push(Reverse((now + keep, id)));
+                    // A keep-alive is at most 30 days; should the clock still overflow, the
+                    // answers are kept until the hub stops.
+                    if let Some(at) = now.checked_add(keep) {
+                        expiries.push(Reverse((at, id)));
+                    }
                 }
                 while let Some(Reverse((at, id))) = expiries.peek().copied() {
                     if at > now {
@@ -263,7 +267,10 @@ impl Keeper for RequestStore {
     /// Called by an entry once it has ended: queued to move to the keep-alive cache on the
     /// next sweep (until then it is found in the running map).
     fn finished(&self, entry: &RequestEntry) {
-        let keep = entry.options.keep_alive.unwrap_or(self.config.keep_alive);
+        let keep = entry
+            .options
+            .keep_alive
+            .map_or(self.config.keep_alive, |k| k.get());
         let mut finished = match self.finished.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),

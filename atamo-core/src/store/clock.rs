@@ -41,10 +41,21 @@ impl ManualClock {
         Self::new(Timestamp::now())
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward (never past [`Timestamp::MAX`]).
     pub fn advance(&self, by: Duration) {
-        self.micros
-            .fetch_add(by.as_micros() as u64, Ordering::SeqCst);
+        let mut now = self.micros.load(Ordering::SeqCst);
+        loop {
+            let next = Timestamp::from_unix_micros(now)
+                .saturating_add(by)
+                .unix_micros();
+            match self
+                .micros
+                .compare_exchange(now, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return,
+                Err(seen) => now = seen,
+            }
+        }
     }
 }
 
@@ -54,14 +65,15 @@ impl Clock for ManualClock {
     }
 }
 
-/// `t + d`, saturating.
+/// `t + d`, saturating at [`Timestamp::MAX`] (leases, retries, keep-alive and dedupe
+/// windows never overflow, whatever `d` is).
 pub fn later(t: Timestamp, d: Duration) -> Timestamp {
-    Timestamp::from_unix_micros(t.unix_micros().saturating_add(d.as_micros() as u64))
+    t.saturating_add(d)
 }
 
 /// `t - d`, saturating at the epoch.
 pub fn earlier(t: Timestamp, d: Duration) -> Timestamp {
-    Timestamp::from_unix_micros(t.unix_micros().saturating_sub(d.as_micros() as u64))
+    t.saturating_sub(d)
 }
 
 /// Converts a timestamp to a `SystemTime` (for display).

@@ -16,6 +16,7 @@ use crate::policy::RetryPolicy;
 
 /// Whether a message survives a crash of a stateful hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
     /// Committed to the store before the client is answered; carried out after a crash.

@@ -237,46 +237,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-/// Parses `bytes` into `T`, naming the field of the first error serde finds.
+/// Parses `bytes` into `T`, naming every bad field (see [`crate::model::body`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(v) => match de.end() {
-            Ok(()) => Ok(v),
-            Err(e) => Err(ApiError::field("body", e.to_string())),
-        },
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let message = inner.to_string();
-            // An unknown or missing field is reported at the object holding it: name the field
-            // itself.
-            let top = path == "." || path.is_empty();
-            let missing = message.strip_prefix("missing field `");
-            let field = match missing {
-                // serde_path_to_error's path already ends with an unknown field's name.
-                None if message.starts_with("unknown field `") && !top => path,
-                None if message.starts_with("unknown field `") => message
-                    .trim_start_matches("unknown field `")
-                    .split('`')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
-                Some(rest) => {
-                    let name = rest.split('`').next().unwrap_or_default();
-                    if path == "." || path.is_empty() {
-                        name.to_owned()
-                    } else {
-                        format!("{path}.{name}")
-                    }
-                }
-                None if inner.is_syntax() || inner.is_eof() => "body".to_owned(),
-                None if path == "." || path.is_empty() => "body".to_owned(),
-                None => path,
-            };
-            Err(ApiError::field(field, message))
-        }
-    }
+    crate::model::body::read(bytes).map_err(ApiError::fields)
 }
 
 #[cfg(test)]

@@ -321,7 +321,7 @@ fn rule_view(state: &Shared, rule: &Rule) -> Value {
 /// "template"}`. Its agent and event type must be registered, and the agent must handle the
 /// action.
 #[utoipa::path(post, path = "/v1/rules", tag = "registry",
-    request_body(content = Object, description = "A rule"),
+    request_body = Rule,
     responses(
         (status = 201, description = "Added", body = Object),
         (status = 400, description = "Invalid; every bad field listed", body = super::error::Problem),
@@ -380,7 +380,7 @@ pub(crate) async fn get_rule(
 /// Replaces a rule.
 #[utoipa::path(put, path = "/v1/rules/{id}", tag = "registry",
     params(("id" = String, Path, description = "The rule id")),
-    request_body(content = Object, description = "A rule"),
+    request_body = Rule,
     responses(
         (status = 200, description = "Replaced", body = Object),
         (status = 400, description = "Invalid; every bad field listed", body = super::error::Problem),
@@ -421,7 +421,7 @@ pub(crate) async fn delete_rule(
 /// What the hub would do with an event: whether it would be accepted, which rules match and
 /// the actions they would send. Nothing is sent.
 #[utoipa::path(post, path = "/v1/rules:dry-run", tag = "registry",
-    request_body(content = Object, description = "An event, as POST /v1/events takes it"),
+    request_body = crate::model::EventIn,
     responses(
         (status = 200, description = "The verdict", body = Object),
         (status = 400, description = "The event is malformed", body = super::error::Problem)),

@@ -70,7 +70,7 @@ async fn check_visible(state: &Shared, caller: &Caller, id: RequestId) -> Result
 /// Sends a request. With `wait_ms`, answers 200 with every answer once the request completes
 /// within that time; otherwise (or when it does not) 202 with the id to collect them under.
 #[utoipa::path(post, path = "/v1/requests", tag = "messages",
-    request_body(content = Object, description = "An event (`type`, `user`, `payload`, ...) plus `wait_ms`"),
+    request_body = crate::model::RequestIn,
     responses(
         (status = 200, description = "Completed within wait_ms: state and answers", body = Object),
         (status = 202, description = "Accepted", body = RequestAccepted),

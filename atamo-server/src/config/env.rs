@@ -3,7 +3,12 @@
 use super::issue::{ConfigIssue, Warning};
 use super::layer::{Layer, StoreKind};
 use super::settings::{LogFormat, StoreConfig};
-use super::units::{check_node, check_postgres_url, check_schema, parse_addr, parse_bytes};
+use std::time::Duration;
+
+use atamo_core::bounded::{Grace, KeepAlive, OutOfRange};
+
+use super::units::{check_body_limit, check_node, check_postgres_url, check_schema};
+use super::units::{parse_addr, parse_bytes};
 use super::units::{parse_duration, parse_path};
 
 /// `host:port` to listen on.
@@ -88,8 +93,8 @@ fn set(layer: &mut Layer, var: &str, value: &str) -> Result<(), String> {
             check_node(value)?;
             layer.node = Some(value.to_owned());
         }
-        KEEP_ALIVE => layer.keep_alive = Some(parse_duration(value)?),
-        SHUTDOWN_GRACE => layer.shutdown_grace = Some(parse_duration(value)?),
+        KEEP_ALIVE => layer.keep_alive = Some(bounded(value, KeepAlive::new)?),
+        SHUTDOWN_GRACE => layer.shutdown_grace = Some(bounded(value, Grace::new)?),
         BODY_LIMIT => layer.body_limit = Some(parse_body_limit(value)?),
         RATE_LIMIT => {
             layer.rate_limit = Some(value.trim().parse().map_err(|_| {
@@ -99,6 +104,12 @@ fn set(layer: &mut Layer, var: &str, value: &str) -> Result<(), String> {
         _ => {}
     }
     Ok(())
+}
+
+/// A duration (`"5m"`) read through the constructor of its bounded type: the message the file
+/// and the API give for the same value.
+fn bounded<T>(value: &str, new: fn(Duration) -> Result<T, OutOfRange>) -> Result<T, String> {
+    new(parse_duration(value)?).map_err(|e| e.to_string())
 }
 
 pub(super) fn parse_log_format(value: &str) -> Result<LogFormat, String> {
@@ -112,10 +123,7 @@ pub(super) fn parse_log_format(value: &str) -> Result<LogFormat, String> {
 }
 
 pub(super) fn parse_body_limit(value: &str) -> Result<usize, String> {
-    match parse_bytes(value)? {
-        0 => Err("the body limit must be at least 1 byte".to_owned()),
-        n => Ok(n),
-    }
+    check_body_limit(parse_bytes(value)?)
 }
 
 /// `ATAMO_STORE` replaces the file's whole choice of store (its kind, path and URL).

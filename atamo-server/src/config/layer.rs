@@ -3,9 +3,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use atamo_core::alerts::AlertConfig;
+use atamo_core::bounded::{DedupeWindow, Grace, KeepAlive, Lease, Wait};
 use atamo_core::failure::RetryPolicy;
 use serde::Deserialize;
 
@@ -61,17 +61,17 @@ pub(super) struct Layer {
     /// Set by `ATAMO_STORE_SCHEMA`, to warn when the store is not PostgreSQL.
     pub(super) schema_from_env: bool,
     pub(super) node: Option<String>,
-    pub(super) keep_alive: Option<Duration>,
-    pub(super) shutdown_grace: Option<Duration>,
-    pub(super) dedupe_window: Option<Duration>,
-    pub(super) lease: Option<Duration>,
+    pub(super) keep_alive: Option<KeepAlive>,
+    pub(super) shutdown_grace: Option<Grace>,
+    pub(super) dedupe_window: Option<DedupeWindow>,
+    pub(super) lease: Option<Lease>,
     pub(super) retry: Option<RetryPolicy>,
     pub(super) alerts: Option<AlertConfig>,
     pub(super) retention: RetentionConfig,
     pub(super) body_limit: Option<usize>,
     pub(super) rate_limit: Option<u32>,
     pub(super) rate_burst: Option<u32>,
-    pub(super) request_wait_max: Option<Duration>,
+    pub(super) request_wait_max: Option<Wait>,
     pub(super) event_types: Vec<EventTypeBody>,
     pub(super) action_types: Vec<ActionTypeBody>,
     pub(super) agents: Vec<AgentDef>,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use atamo_core::alerts::AlertConfig;
+use atamo_core::bounded::{DedupeWindow, Grace, KeepAlive, Lease, Wait};
 use atamo_core::failure::RetryPolicy;
 use atamo_core::hub::StoreSettings;
 use atamo_core::store::{NodeId, Retention};
@@ -114,23 +115,23 @@ fn redact_url(url: &str) -> String {
 pub struct HubConfig {
     /// How long a finished request's answers are kept for clients that went away (default
     /// 5 minutes, the hub's own default).
-    pub keep_alive: Duration,
+    pub keep_alive: KeepAlive,
     /// How long in-flight work may take to finish after SIGTERM or SIGINT (default 10 s).
-    pub shutdown_grace: Duration,
+    pub shutdown_grace: Grace,
     /// How long a dedupe key blocks a second event with the same key (default 24 hours).
-    pub dedupe_window: Duration,
+    pub dedupe_window: DedupeWindow,
     /// How long a node holds an action before another may take it over (default 30 s, at
     /// least 100 ms).
-    pub lease: Duration,
+    pub lease: Lease,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
-            keep_alive: Duration::from_secs(300),
-            shutdown_grace: Duration::from_secs(10),
-            dedupe_window: Duration::from_secs(24 * 3600),
-            lease: Duration::from_secs(30),
+            keep_alive: KeepAlive::saturating(Duration::from_secs(300)),
+            shutdown_grace: Grace::saturating(Duration::from_secs(10)),
+            dedupe_window: DedupeWindow::saturating(Duration::from_secs(24 * 3600)),
+            lease: Lease::saturating(Duration::from_secs(30)),
         }
     }
 }
@@ -166,7 +167,7 @@ pub struct HttpConfig {
     /// `rate_limit`).
     pub rate_burst: u32,
     /// The longest `wait_ms` a client may ask for (default 30 s).
-    pub request_wait_max: Duration,
+    pub request_wait_max: Wait,
 }
 
 impl Default for HttpConfig {
@@ -175,7 +176,7 @@ impl Default for HttpConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_burst: DEFAULT_RATE_LIMIT * 2,
-            request_wait_max: Duration::from_secs(30),
+            request_wait_max: Wait::saturating(Duration::from_secs(30)),
         }
     }
 }
@@ -222,8 +223,8 @@ impl ServeConfig {
     /// The settings of a stateful hub's store: node name, lease, dedupe window, retention.
     pub fn store_settings(&self) -> StoreSettings {
         let mut settings = StoreSettings::default()
-            .lease(self.hub.lease)
-            .dedupe_window(self.hub.dedupe_window)
+            .lease(self.hub.lease.get())
+            .dedupe_window(self.hub.dedupe_window.get())
             .retention(self.retention.store_retention());
         if let Some(node) = &self.node {
             settings = settings.node(NodeId::new(node));

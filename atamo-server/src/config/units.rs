@@ -48,6 +48,20 @@ pub(super) fn parse_bytes(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
+/// The largest body limit: 64 MiB.
+pub(crate) const MAX_BODY_LIMIT: usize = 64 << 20;
+
+/// A body limit: 1 byte to [`MAX_BODY_LIMIT`].
+pub(super) fn check_body_limit(n: usize) -> Result<usize, String> {
+    if (1..=MAX_BODY_LIMIT).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "must be from 1 byte to 64MiB ({MAX_BODY_LIMIT} bytes)"
+        ))
+    }
+}
+
 /// An IP address and a port.
 pub(super) fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     text.trim().parse().map_err(|_| {

@@ -193,7 +193,8 @@ async fn dropping_a_call_cancels_it_inside_the_plugin() {
     let hub = b
         .agent(
             atamo_core::AgentSpec::new("agent", agent.clone())
-                .handles(support::ACTIONS.iter().copied()),
+                .handles(support::ACTIONS.iter().copied())
+                .retry(atamo_core::failure::RetryPolicy::none()),
         )
         .provider(
             "route",

@@ -121,6 +121,7 @@ async fn start(hub: &Hub, spec: ProcessSpec) -> ProcessAgent {
         .register_agent(
             AgentSpec::from_arc("agent", Arc::new(agent.clone()))
                 .handles(ACTIONS.iter().copied())
+                .retry(atamo_core::failure::RetryPolicy::none())
                 .concurrency(512),
         )
         .unwrap();

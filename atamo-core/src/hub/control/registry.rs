@@ -284,7 +284,7 @@ impl Control {
             names.push(name.clone());
         }
         let store_config = StoreConfig {
-            keep_alive: cache.keep_alive,
+            keep_alive: crate::bounded::KeepAlive::saturating(cache.keep_alive).get(),
             max_kept_bytes: cache.max_bytes,
             answer_buffer: cache.answer_buffer,
             tombstones: 1_000_000,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::bounded::{DedupeWindow, Interval, Lease};
 use crate::store::{Durability, NodeId, Retention};
 
 /// How a stateful hub uses its store.
@@ -50,11 +51,11 @@ impl StoreSettings {
         self
     }
 
-    /// How long a node holds an action before another may take it over (default 30 s). The
-    /// node renews its leases every third of this while it works; after a crash, its actions
-    /// are taken over once their leases end.
+    /// How long a node holds an action before another may take it over (default 30 s; brought
+    /// into [`Lease`]'s range, 100 ms to 1 hour). The node renews its leases every third of
+    /// this while it works; after a crash, its actions are taken over once their leases end.
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(100));
+        self.lease = Lease::saturating(lease).get();
         self
     }
 
@@ -66,19 +67,20 @@ impl StoreSettings {
     /// How often the node looks for ready actions (retries due, redriven actions, actions of
     /// nodes that died) when nothing wakes it sooner (default 500 ms).
     pub fn claim_interval(mut self, every: Duration) -> Self {
-        self.claim_interval = every.max(Duration::from_millis(1));
+        self.claim_interval = Interval::saturating(every).get();
         self
     }
 
     /// How many ready actions one claim takes at most (default 256).
     pub fn claim_batch(mut self, n: usize) -> Self {
-        self.claim_batch = n.max(1);
+        self.claim_batch = n.clamp(1, 100_000);
         self
     }
 
-    /// How long a dedupe key blocks a second event with the same key (default 24 hours).
+    /// How long a dedupe key blocks a second event with the same key (default 24 hours;
+    /// brought into [`DedupeWindow`]'s range, at most 30 days).
     pub fn dedupe_window(mut self, window: Duration) -> Self {
-        self.dedupe_window = window;
+        self.dedupe_window = DedupeWindow::saturating(window).get();
         self
     }
 
@@ -97,7 +99,7 @@ impl StoreSettings {
 
     /// How often the retention is applied (default every minute).
     pub fn prune_interval(mut self, every: Duration) -> Self {
-        self.prune_interval = every.max(Duration::from_millis(10));
+        self.prune_interval = Interval::saturating(every.max(Duration::from_millis(10))).get();
         self
     }
 }

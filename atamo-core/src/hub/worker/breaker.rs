@@ -99,8 +99,9 @@ impl Breaker {
 
     /// Opens the circuit for the cool-down.
     pub(super) fn open(&mut self) {
+        let now = Instant::now();
         self.circuit = Circuit::Open {
-            until: Instant::now() + self.policy.cool_down,
+            until: now.checked_add(self.policy.cool_down.get()).unwrap_or(now),
         };
     }
 

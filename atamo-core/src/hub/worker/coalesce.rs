@@ -155,7 +155,7 @@ impl Coalescer {
             (
                 identity,
                 Recent {
-                    until: now + ttl,
+                    until: now.checked_add(ttl).unwrap_or(now),
                     from: group.leader,
                     answers,
                     last: reply.payload.clone(),

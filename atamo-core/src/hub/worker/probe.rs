@@ -23,11 +23,15 @@ pub(super) struct ProbeSchedule {
 
 impl ProbeSchedule {
     pub(super) fn new(check: HealthCheck) -> Self {
-        let mut tick = tokio::time::interval_at(Instant::now() + check.interval, check.interval);
+        let every = check.interval.get();
+        let first = Instant::now()
+            .checked_add(every)
+            .unwrap_or_else(Instant::now);
+        let mut tick = tokio::time::interval_at(first, every);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
             tick,
-            timeout: check.timeout,
+            timeout: check.timeout.get(),
         }
     }
 

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use tokio_util::time::DelayQueue;
 
 use super::coalesce::GroupRef;
+use crate::bounded::Backoff;
 use crate::hub::dispatch::Dispatch;
 use crate::outcome::AgentError;
 use crate::policy::RetryPolicy;
@@ -64,18 +65,19 @@ pub(super) fn delay(
     error: &AgentError,
     first_attempt: Option<Instant>,
 ) -> Option<Duration> {
-    if !error.is_retryable() || attempt >= policy.max_attempts {
+    if !error.is_retryable() || attempt >= policy.max_attempts.get() {
         return None;
     }
-    let mut delay = policy.delay_before(attempt + 1);
+    let mut delay = policy.delay_before(attempt.saturating_add(1));
     if let AgentError::Retry {
         after: Some(hint), ..
     } = error
     {
-        delay = delay.max(*hint);
+        // The other side's hint is honoured up to the longest backoff there is.
+        delay = delay.max((*hint).min(Backoff::MAX.get()));
     }
     if let (Some(limit), Some(first)) = (policy.max_elapsed, first_attempt) {
-        if first.elapsed() + delay > limit {
+        if first.elapsed().saturating_add(delay) > limit.get() {
             return None;
         }
     }

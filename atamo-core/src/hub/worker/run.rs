@@ -289,7 +289,14 @@ impl Worker {
         let started = Instant::now();
         d.first_attempt.get_or_insert(started);
         let action = d.action.clone();
-        if let Some(done) = inflight.start(self.info.call_timeout, action, ctx, d, group, started) {
+        if let Some(done) = inflight.start(
+            self.info.call_timeout.map(|t| t.get()),
+            action,
+            ctx,
+            d,
+            group,
+            started,
+        ) {
             self.finish(done, sink);
         }
     }
@@ -358,7 +365,8 @@ impl Worker {
                 if let (Ok(reply), Some(ttl), true, Some(identity)) =
                     (&result, d.sharing.result_ttl, whole, identity)
                 {
-                    self.coalescer.remember(key, identity, &group, reply, ttl);
+                    self.coalescer
+                        .remember(key, identity, &group, reply, ttl.get());
                 }
             }
         }

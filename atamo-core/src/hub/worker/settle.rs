@@ -122,7 +122,7 @@ impl Settler {
         let (Some(_), Some(entry)) = (d.lease, &d.request) else {
             return;
         };
-        let keep = entry.options.keep_alive.unwrap_or(*keep_alive);
+        let keep = entry.options.keep_alive.map_or(*keep_alive, |k| k.get());
         let outcome = match result {
             Ok(reply) => Ok(reply.payload.clone().unwrap_or(Value::Null)),
             Err(e) => Err(serde_json::to_value(e).unwrap_or(Value::Null)),

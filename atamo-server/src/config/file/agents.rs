@@ -19,12 +19,22 @@ impl<'i> Checker<'_> {
         let mut out = Vec::new();
         let mut seen = HashMap::new();
         for (p, entry) in self.array(path, v) {
-            let Some(agent) = self.get::<AgentDef>(&p, entry) else {
+            let (agent, reported) = self.get_all::<AgentDef>(&p, entry);
+            let Some(agent) = agent else {
                 continue;
             };
             let problems = agent.problems();
-            self.problems(&p, entry, problems);
-            self.builtin_config(&p, entry, agent.kind);
+            self.problems(&p, entry, problems, &reported);
+            // The kind's settings are checked when the kind and the settings themselves read.
+            let settings_read = !reported
+                .iter()
+                .any(|f| f.is_empty() || f == "body" || f == "kind" || f.starts_with("config"));
+            if settings_read {
+                self.builtin_config(&p, entry, agent.kind);
+            }
+            if !reported.is_empty() {
+                continue;
+            }
             let at = child_span(entry, "id");
             self.unique(&mut seen, "agent", &agent.id, &at, &join(&p, "id"));
             out.push((p, entry, agent));

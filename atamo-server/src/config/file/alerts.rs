@@ -6,6 +6,7 @@ use atamo_core::alerts::{
     AgentThresholds, AlertConfig, ErrorRateThreshold, LatencyThreshold, QueueDepthThreshold,
     ThroughputThreshold,
 };
+use atamo_core::bounded::Interval;
 use atamo_core::AgentId;
 use serde::Deserialize;
 
@@ -29,11 +30,8 @@ impl<'i> Checker<'_> {
         // The thresholds for every agent first: each agent's own start from them.
         for (key, cv, p) in &entries {
             if *key == "sample_interval" {
-                if let Some(d) = self.get::<Dur>(p, cv) {
-                    if d.0 < Duration::from_millis(1) {
-                        self.error(cv.span(), p, "must be at least 1ms");
-                    }
-                    config.sample_interval = d.0;
+                if let Some(d) = self.duration(p, cv, Interval::new) {
+                    config.sample_interval = d.get();
                 }
             } else if *key != "per_agent" {
                 self.threshold(key, p, cv, &mut config.default);

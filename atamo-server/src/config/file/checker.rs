@@ -6,11 +6,16 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use atamo_core::bounded::OutOfRange;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use toml::de::{DeValue, ValueDeserializer};
 
-use super::spans::{find_path, has_datetime, join, list, locate, Value};
+use super::spans::{descend, find_path, has_datetime, join, list, locate, Value};
 use crate::config::issue::ConfigIssue;
+use crate::config::units::Dur;
 
 /// The issues found so far in one file, and what is needed to place them.
 pub(super) struct Checker<'s> {
@@ -88,6 +93,60 @@ impl<'i> Checker<'_> {
                 let span = e.span().unwrap_or_else(|| v.span());
                 let path = format!("{path}{}", find_path(v, &span).unwrap_or_default());
                 self.error(span, &path, e.message());
+                None
+            }
+        }
+    }
+
+    /// `v` read as a `T` by the API's body reader ([`crate::model::body`]): every bad field
+    /// named, with the API's messages, each at the place it is written. With the `T` (when
+    /// one could be read), the fields found bad: when there are some, the `T` holds stand-ins
+    /// for them and serves only the caller's further checks.
+    pub(super) fn get_all<T: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        v: &Value<'i>,
+    ) -> (Option<T>, Vec<String>) {
+        if has_datetime(v) {
+            // Already reported by `reject_datetimes`.
+            return (None, vec![String::new()]);
+        }
+        let json = match serde_json::Value::deserialize(ValueDeserializer::from(v.clone())) {
+            Ok(json) => json,
+            Err(e) => {
+                let span = e.span().unwrap_or_else(|| v.span());
+                self.error(span, path, e.message());
+                return (None, vec![String::new()]);
+            }
+        };
+        let (t, problems) = crate::model::body::read_all::<T>(json, "", true);
+        let mut fields = Vec::with_capacity(problems.len());
+        for (field, message) in problems {
+            let (span, p) = if field == "body" {
+                (v.span(), path.to_owned())
+            } else {
+                let dotted = field.replace('[', ".").replace(']', "");
+                (descend(v, &dotted).0.span(), format!("{path}.{field}"))
+            };
+            self.error(span, &p, message);
+            fields.push(field);
+        }
+        (t, fields)
+    }
+
+    /// A duration (`"250ms"`) read through the constructor of its bounded type, so that the
+    /// file says what the API says of the same value out of range.
+    pub(super) fn duration<T>(
+        &mut self,
+        path: &str,
+        v: &Value<'i>,
+        new: fn(Duration) -> Result<T, OutOfRange>,
+    ) -> Option<T> {
+        let d = self.get::<Dur>(path, v)?.0;
+        match new(d) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.error(v.span(), path, e.to_string());
                 None
             }
         }
@@ -173,14 +232,19 @@ impl<'i> Checker<'_> {
         }
     }
 
-    /// The problems a model validator found, as `(field, message)`, each at its field.
+    /// The problems a model validator found, as `(field, message)`, each at its field
+    /// (those in `reported` were reported already).
     pub(super) fn problems(
         &mut self,
         path: &str,
         entry: &Value<'i>,
         problems: Vec<(String, String)>,
+        reported: &[String],
     ) {
         for (field, message) in problems {
+            if reported.contains(&field) {
+                continue;
+            }
             let span = locate(entry, &field);
             self.error(span, &format!("{path}.{field}"), message);
         }

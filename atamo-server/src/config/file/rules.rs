@@ -28,7 +28,8 @@ impl<'i> Checker<'_> {
     pub(super) fn rules<'v>(&mut self, path: &str, v: &'v Value<'i>) -> Vec<RuleEntry<'v, 'i>> {
         let mut out = Vec::new();
         for (p, entry) in self.array(path, v) {
-            if let Some(rule) = self.get::<atamo_config::Rule>(&p, entry) {
+            let (rule, reported) = self.get_all::<atamo_config::Rule>(&p, entry);
+            if let (Some(rule), true) = (rule, reported.is_empty()) {
                 out.push(RuleEntry {
                     path: p,
                     value: entry,

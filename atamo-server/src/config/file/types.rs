@@ -11,11 +11,15 @@ impl<'i> Checker<'_> {
         let mut out = Vec::new();
         let mut seen = HashMap::new();
         for (p, entry) in self.array(path, v) {
-            let Some(body) = self.get::<EventTypeBody>(&p, entry) else {
+            let (body, reported) = self.get_all::<EventTypeBody>(&p, entry);
+            let Some(body) = body else {
                 continue;
             };
             if let Err(problems) = body.to_def() {
-                self.problems(&p, entry, problems);
+                self.problems(&p, entry, problems, &reported);
+            }
+            if !reported.is_empty() {
+                continue;
             }
             let at = child_span(entry, "name");
             self.unique(&mut seen, "event type", &body.name, &at, &join(&p, "name"));
@@ -28,11 +32,15 @@ impl<'i> Checker<'_> {
         let mut out = Vec::new();
         let mut seen = HashMap::new();
         for (p, entry) in self.array(path, v) {
-            let Some(body) = self.get::<ActionTypeBody>(&p, entry) else {
+            let (body, reported) = self.get_all::<ActionTypeBody>(&p, entry);
+            let Some(body) = body else {
                 continue;
             };
             if let Err(problems) = body.to_def() {
-                self.problems(&p, entry, problems);
+                self.problems(&p, entry, problems, &reported);
+            }
+            if !reported.is_empty() {
+                continue;
             }
             let at = child_span(entry, "name");
             self.unique(&mut seen, "action type", &body.name, &at, &join(&p, "name"));

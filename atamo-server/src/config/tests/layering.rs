@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use atamo_core::alerts::AlertConfig;
+use atamo_core::bounded::{DedupeWindow, Grace, KeepAlive, Lease, Wait};
 
 use super::support::{env_of, no_env, ok, secs, write};
 use crate::config::{
@@ -30,10 +31,10 @@ fn no_file_gives_the_defaults() {
     assert_eq!(
         config.hub,
         HubConfig {
-            keep_alive: secs(300),
-            shutdown_grace: secs(10),
-            dedupe_window: secs(86400),
-            lease: secs(30),
+            keep_alive: KeepAlive::saturating(secs(300)),
+            shutdown_grace: Grace::saturating(secs(10)),
+            dedupe_window: DedupeWindow::saturating(secs(86400)),
+            lease: Lease::saturating(secs(30)),
         }
     );
     assert_eq!(config.retry, None);
@@ -45,7 +46,7 @@ fn no_file_gives_the_defaults() {
             body_limit: 1 << 20,
             rate_limit: 100,
             rate_burst: 200,
-            request_wait_max: secs(30),
+            request_wait_max: Wait::saturating(secs(30)),
         }
     );
     assert!(config.event_types.is_empty() && config.action_types.is_empty());
@@ -140,13 +141,17 @@ fn each_environment_variable_overrides() {
         Some("node-b")
     );
     assert_eq!(
-        load_env(&[("ATAMO_KEEP_ALIVE", "90s")]).hub.keep_alive,
+        load_env(&[("ATAMO_KEEP_ALIVE", "90s")])
+            .hub
+            .keep_alive
+            .get(),
         secs(90)
     );
     assert_eq!(
         load_env(&[("ATAMO_SHUTDOWN_GRACE", "1m")])
             .hub
-            .shutdown_grace,
+            .shutdown_grace
+            .get(),
         secs(60)
     );
     assert_eq!(

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use atamo_core::alerts::{AgentThresholds, AlertConfig, LatencyThreshold, QueueDepthThreshold};
+use atamo_core::bounded::{DedupeWindow, Grace, KeepAlive, Lease, Wait};
 use atamo_core::failure::RetryPolicy;
 use atamo_core::{AgentId, TenantId};
 
@@ -129,10 +130,10 @@ fn hub_section() {
     assert_eq!(
         c.hub,
         HubConfig {
-            keep_alive: secs(60),
-            shutdown_grace: secs(30),
-            dedupe_window: secs(3600),
-            lease: secs(5),
+            keep_alive: KeepAlive::saturating(secs(60)),
+            shutdown_grace: Grace::saturating(secs(30)),
+            dedupe_window: DedupeWindow::saturating(secs(3600)),
+            lease: Lease::saturating(secs(5)),
         }
     );
     let settings = c.store_settings();
@@ -155,7 +156,10 @@ fn hub_section() {
         "{}",
         all[0].message
     );
-    assert_eq!(all[1].message, "must be at least 100ms");
+    assert_eq!(
+        all[1].message,
+        "must be from 100ms to 1h (100 to 3600000 ms)"
+    );
     assert!(
         all[2].message.contains("is not a duration"),
         "{}",
@@ -177,10 +181,7 @@ fn retry_section() {
                 .jitter(0.1)
                 .max_elapsed(secs(600))
         )
-        .map(|p| RetryPolicy {
-            multiplier: 3.0,
-            ..p
-        })
+        .map(|p| p.multiplier(3.0))
     );
     assert_eq!(ok("[retry]\n").retry, Some(RetryPolicy::default()));
     let text = "[retry]\nmax_attempts = 0\nmultiplier = 0.5\njitter = 2\n\
@@ -333,7 +334,7 @@ fn http_section() {
             body_limit: 512 * 1024,
             rate_limit: 200,
             rate_burst: 1000,
-            request_wait_max: secs(60),
+            request_wait_max: Wait::saturating(secs(60)),
         }
     );
     assert_eq!(
@@ -362,6 +363,6 @@ fn http_section() {
     );
     assert_eq!(
         one_error("[http]\nbody_limit = 0\n").message,
-        "must be at least 1 byte"
+        "must be from 1 byte to 64MiB (67108864 bytes)"
     );
 }

@@ -90,7 +90,10 @@ pub mod tempdir {
 /// A hub where every `do` event becomes action `payload.action` with payload `payload.args`
 /// for agent `agent`, which handles every test action type.
 pub fn hub_with(agent: Arc<dyn Agent>) -> Hub {
-    hub_with_spec(AgentSpec::from_arc("agent", agent))
+    // One attempt: the suite checks how each failure arrives, not how it is retried.
+    hub_with_spec(
+        AgentSpec::from_arc("agent", agent).retry(atamo_core::failure::RetryPolicy::none()),
+    )
 }
 
 pub fn hub_with_spec(spec: AgentSpec) -> Hub {

@@ -1,16 +1,10 @@
-//! The shapes the service reads and writes: the REST bodies of agents and types, shared by the
-//! API and by `atamo.toml`, and their conversion into the hub's own types.
-//!
-//! Rules use [`atamo_config::Rule`] as they are: its JSON is already the REST shape.
+//! Agents as the API and `atamo.toml` describe them, and their registrations.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use atamo_agents::registration::{AgentRegistration, AgentSource};
 use atamo_agents::ProcessSpec;
-use atamo_core::failure::RetryPolicy;
-use atamo_core::hub::{ActionTypeDef, EventTypeDef};
-use atamo_core::store::Durability;
+use atamo_core::bounded::Concurrency;
 use atamo_core::MessageTemplate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -76,6 +70,7 @@ impl AgentKind {
 #[serde(deny_unknown_fields)]
 pub struct AgentDef {
     /// The agent's id: letters, digits, `.`, `-`, `_`.
+    #[serde(deserialize_with = "checked_id")]
     pub id: String,
     /// How it does its work.
     pub kind: AgentKind,
@@ -86,7 +81,11 @@ pub struct AgentDef {
     /// The action types it handles; registered when missing. Default: the kind's own
     /// (`http.request`, `sql.call`, `email.send`, `command.run`); native and process agents must
     /// name theirs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "checked_ids"
+    )]
     pub handles: Vec<String>,
     /// Fields every action for it must carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,12 +93,16 @@ pub struct AgentDef {
     pub action_template: Option<MessageTemplate>,
     /// How many of its calls may run at once (default 64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<usize>,
+    pub concurrency: Option<Concurrency>,
     /// Who looks after it (free text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// The tenant it belongs to; tenant-bound keys see only their tenant's agents.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked_opt_id"
+    )]
     pub tenant: Option<String>,
     /// The definition's version (free text, for the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +153,30 @@ pub fn check_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An id read through [`check_id`], so that a bad one is an error at its field.
+pub(super) fn checked_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let id = String::deserialize(d)?;
+    check_id(&id).map_err(serde::de::Error::custom)?;
+    Ok(id)
+}
+
+/// Ids read through [`check_id`]: a bad one is an error at its index.
+fn checked_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Id(#[serde(deserialize_with = "checked_id")] String);
+    Ok(Vec::<Id>::deserialize(d)?
+        .into_iter()
+        .map(|i| i.0)
+        .collect())
+}
+
+/// An optional id read through [`check_id`].
+fn checked_opt_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Id(#[serde(deserialize_with = "checked_id")] String);
+    Ok(Option::<Id>::deserialize(d)?.map(|i| i.0))
+}
+
 impl AgentDef {
     /// The action types it handles, its kind's default when it names none.
     pub fn handled_types(&self) -> Vec<String> {
@@ -186,9 +213,6 @@ impl AgentDef {
             if let Err(e) = check_id(t) {
                 out.push((format!("handles[{i}]"), e));
             }
-        }
-        if self.concurrency == Some(0) {
-            out.push(("concurrency".into(), "must be at least 1".into()));
         }
         if let Some(t) = &self.tenant {
             if let Err(e) = check_id(t) {
@@ -251,123 +275,10 @@ impl AgentDef {
             config,
             handles: self.handled_types(),
             action_template: self.action_template.clone(),
-            concurrency: self.concurrency,
+            concurrency: self.concurrency.map(Concurrency::get),
             owner: self.owner.clone(),
             version: self.version.clone(),
         })
-    }
-}
-
-/// An event type as the API and `atamo.toml` describe it.
-///
-/// ```json
-/// {"name": "order.created", "required": ["payload.order.id"], "durability": "durable"}
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EventTypeBody {
-    /// The type's name.
-    pub name: String,
-    /// What it means.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub description: String,
-    /// Payload fields every event of this type must carry (`customer.id`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub required: Vec<String>,
-    /// How long answers to requests of this type are kept for a client that went away.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_alive_ms: Option<u64>,
-    /// Whether its events and actions are kept in the store (`durable`, the default) or in
-    /// memory only (`memory`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub durability: Option<Durability>,
-}
-
-impl EventTypeBody {
-    /// The hub's definition, or every problem as `(field, message)`.
-    pub fn to_def(&self) -> Result<EventTypeDef, Vec<(String, String)>> {
-        let mut problems = Vec::new();
-        if let Err(e) = check_id(&self.name) {
-            problems.push(("name".into(), e));
-        }
-        let mut def = EventTypeDef::new(self.name.as_str()).described(self.description.clone());
-        match def
-            .clone()
-            .requiring(self.required.iter().map(String::as_str))
-        {
-            Ok(d) => def = d,
-            Err(e) => problems.push(("required".into(), e.to_string())),
-        }
-        if let Some(ms) = self.keep_alive_ms {
-            def = def.keep_alive(Duration::from_millis(ms));
-        }
-        if let Some(d) = self.durability {
-            def = def.durability(d);
-        }
-        if problems.is_empty() {
-            Ok(def)
-        } else {
-            Err(problems)
-        }
-    }
-
-    /// The body describing a registered type.
-    pub fn from_def(def: &EventTypeDef) -> Self {
-        Self {
-            name: def.name.to_string(),
-            description: def.description.clone(),
-            required: def
-                .template
-                .required
-                .iter()
-                .map(|p| p.to_string())
-                .collect(),
-            keep_alive_ms: def.keep_alive.map(|d| d.as_millis() as u64),
-            durability: def.durability,
-        }
-    }
-}
-
-/// An action type as the API and `atamo.toml` describe it.
-///
-/// ```json
-/// {"name": "email.send", "retry": {"max_attempts": 5}}
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ActionTypeBody {
-    /// The type's name.
-    pub name: String,
-    /// What it asks for.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub description: String,
-    /// How failed actions of this type are tried again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub retry: Option<RetryPolicy>,
-}
-
-impl ActionTypeBody {
-    /// The hub's definition, or every problem as `(field, message)`.
-    pub fn to_def(&self) -> Result<ActionTypeDef, Vec<(String, String)>> {
-        if let Err(e) = check_id(&self.name) {
-            return Err(vec![("name".into(), e)]);
-        }
-        let mut def = ActionTypeDef::new(self.name.as_str()).described(self.description.clone());
-        if let Some(r) = self.retry {
-            def = def.retry(r);
-        }
-        Ok(def)
-    }
-
-    /// The body describing a registered type.
-    pub fn from_def(def: &ActionTypeDef) -> Self {
-        Self {
-            name: def.name.to_string(),
-            description: def.description.clone(),
-            retry: def.retry,
-        }
     }
 }
 
@@ -395,12 +306,28 @@ mod tests {
 
     #[test]
     fn every_problem_is_named() {
+        let mut fields: Vec<String> = crate::model::body::read::<AgentDef>(
+            br#"{"id": "bad id", "kind": "native", "handles": ["ok", "no way"], "concurrency": 0}"#,
+        )
+        .unwrap_err()
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+        fields.sort();
+        assert_eq!(fields, ["concurrency", "handles[1]", "id"]);
         let def: AgentDef = serde_json::from_value(json!({
-            "id": "bad id", "kind": "native", "config": {"library": 3}, "concurrency": 0
+            "id": "ok", "kind": "native", "config": {"library": 3}
         }))
         .unwrap();
         let fields: Vec<String> = def.problems().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["id", "handles", "concurrency", "config"]);
+        assert_eq!(fields, ["handles", "config"]);
+        for n in [0, 10_001] {
+            let e = serde_json::from_value::<AgentDef>(
+                json!({"id": "a", "kind": "http", "concurrency": n}),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("must be from 1 to 10000"), "{e}");
+        }
         assert!(serde_json::from_value::<AgentDef>(json!({"id": "a", "kind": "ftp"})).is_err());
         assert!(serde_json::from_value::<AgentDef>(
             json!({"id": "a", "kind": "http", "colour": 1})
@@ -430,26 +357,5 @@ mod tests {
             panic!("not a process source")
         };
         assert_eq!(spec.config, json!({}));
-    }
-
-    #[test]
-    fn types_convert_both_ways() {
-        let body: EventTypeBody = serde_json::from_value(json!({
-            "name": "order.created", "required": ["order.id"], "keep_alive_ms": 1000,
-            "durability": "memory"
-        }))
-        .unwrap();
-        let def = body.to_def().unwrap();
-        assert_eq!(EventTypeBody::from_def(&def), body);
-        let bad = EventTypeBody {
-            name: "a b".into(),
-            required: vec!["".into()],
-            ..body
-        };
-        assert_eq!(bad.to_def().unwrap_err().len(), 2);
-        let a: ActionTypeBody =
-            serde_json::from_value(json!({"name": "email.send", "retry": {"max_attempts": 3}}))
-                .unwrap();
-        assert_eq!(ActionTypeBody::from_def(&a.to_def().unwrap()), a);
     }
 }
